@@ -1,0 +1,90 @@
+"""Discovery, service invocation and feedback: the CDS Hooks endpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from cds_service.api.auth import ClientIdentity, Unauthorized
+from cds_service.api.body import read_json
+from cds_service.api.discovery import SERVICES_BY_ID, ServiceSpec
+from cds_service.api.errors import ApiError
+from cds_service.api.responses import JsonResponse
+from cds_service.audit.models import FeedbackRecord
+from cds_service.engine import validation_details
+from cds_service.hooks.models import FeedbackRequest
+from cds_service.runtime import Runtime
+
+log = logging.getLogger("itb_cds.api")
+router = APIRouter()
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def client_identity(request: Request) -> ClientIdentity | None:
+    rt = runtime(request)
+    try:
+        return await rt.auth.authenticate(request.headers.get("authorization"), request.url.path)
+    except Unauthorized:
+        raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+Identity = Annotated[ClientIdentity | None, Depends(client_identity)]
+
+
+def service_or_404(service_id: str) -> ServiceSpec:
+    service = SERVICES_BY_ID.get(service_id)
+    if service is None:
+        raise ApiError(404, f"unknown CDS service: {service_id[:64]}")
+    return service
+
+
+@router.get("/cds-services")
+async def discovery(request: Request, _: Identity) -> Response:
+    return JsonResponse(runtime(request).discovery)
+
+
+@router.post("/cds-services/{service_id}")
+async def invoke(service_id: str, request: Request, identity: Identity) -> Response:
+    rt = runtime(request)
+    service = service_or_404(service_id)
+    body = await read_json(
+        request, max_bytes=rt.settings.max_body_bytes, max_depth=rt.settings.max_json_depth
+    )
+    outcome = await rt.engine.invoke(service, body, identity)
+    if outcome.record is not None:
+        # Durable (database or fsync'd spool) before the response leaves.
+        await run_in_threadpool(rt.store.record_call, outcome.record)
+    rt.metrics.observe(service.id, outcome.status, outcome.record)
+    media = "application/json" if outcome.status == 200 else "application/fhir+json"
+    return JsonResponse(outcome.body, status_code=outcome.status, media_type=media)
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, _: Identity) -> Response:
+    rt = runtime(request)
+    service = service_or_404(service_id)
+    body = await read_json(
+        request, max_bytes=rt.settings.max_body_bytes, max_depth=rt.settings.max_json_depth
+    )
+    try:
+        parsed = FeedbackRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid feedback", details=validation_details(exc)) from None
+    records = [FeedbackRecord.from_wire(service.id, item) for item in parsed.feedback]
+    summary = await run_in_threadpool(rt.store.record_feedback, service.id, records)
+    return JsonResponse(
+        {
+            "stored": summary.stored,
+            "duplicates": summary.duplicates,
+            "unknownCards": summary.unknown_cards,
+        }
+    )

@@ -1,0 +1,59 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from cds_service.api import health, services
+from cds_service.api.admin import admin_router
+from cds_service.api.errors import install_error_handlers
+from cds_service.api.middleware import CorsAndSecurityHeaders
+from cds_service.config import AuthMode, Settings
+from cds_service.runtime import Runtime
+
+log = logging.getLogger("itb_cds")
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """Build the service. ``clock`` is the rules' *now* (tests and demos inject one)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.start(settings, clock)
+        app.state.runtime = runtime
+        app.include_router(admin_router(runtime.store, settings))
+        if settings.auth_mode is AuthMode.OFF:
+            log.warning(
+                "AUTH MODE IS OFF: CDS client JWTs are not checked (local development only; "
+                "set ITB_CDS_AUTH_MODE=jwt in production)"
+            )
+        else:
+            log.info("auth mode: jwt")
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="ITB CDS",
+        version="0.1.0",
+        summary="CDS Hooks decision support for intrathecal baclofen pump therapy",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(services.router)
+    app.include_router(health.router)
+    app.add_middleware(
+        CorsAndSecurityHeaders, origins=settings.cors_origins, page_prefixes=("/docs", "/sandbox")
+    )
+    return app

@@ -1,0 +1,111 @@
+"""Shared test plumbing: settings on a temp SQLite file, an app with a fixed clock, and the
+real service under uvicorn on a loopback port for tests that must go over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from cds_service.app import create_app
+from cds_service.config import Settings
+
+FIXED_NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
+REQUIRE_SYSTEM_SERVICES = os.environ.get("ITB_CDS_REQUIRE_SYSTEM_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip when a system service is not installed, unless CI demands it."""
+    if REQUIRE_SYSTEM_SERVICES:
+        pytest.fail(f"{reason} (ITB_CDS_REQUIRE_SYSTEM_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'audit.sqlite'}",
+        "spool_path": tmp / "audit.spool",
+        "public_base_url": "http://testserver",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, clock=lambda: FIXED_NOW)) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """A real uvicorn server on 127.0.0.1 serving ``app`` in a background thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_app_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(clock: Callable[[], datetime] = lambda: FIXED_NOW, **overrides: Any) -> LiveServer:
+        port = free_port()
+        overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
+        app = create_app(make_settings(tmp_path, **overrides), clock=clock)
+        server = LiveServer(app)
+        server.port, server.url = port, f"http://127.0.0.1:{port}"
+        server.server.config.port = port
+        servers.append(server.__enter__())
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__()
+
+
+@pytest.fixture
+def live(live_app_factory: Callable[..., LiveServer]) -> Iterator[httpx.Client]:
+    server = live_app_factory()
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
