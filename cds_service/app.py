@@ -25,11 +25,12 @@ def create_app(
     """Build the service. ``clock`` is the rules' *now* (tests and demos inject one)."""
     settings = settings or Settings()
 
+    # Built here rather than in the lifespan so that a bad catalogue, value set or trust file
+    # stops the process before it binds, with the loader's message.
+    runtime = Runtime.start(settings, clock)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.start(settings, clock)
-        app.state.runtime = runtime
-        app.include_router(admin_router(runtime.store, settings))
         if settings.auth_mode is AuthMode.OFF:
             log.warning(
                 "AUTH MODE IS OFF: CDS client JWTs are not checked (local development only; "
@@ -50,7 +51,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.runtime = runtime
     install_error_handlers(app)
+    app.include_router(admin_router(runtime.store, settings))
     app.include_router(services.router)
     app.include_router(health.router)
     app.add_middleware(

@@ -6,7 +6,6 @@ response → audit. Nothing here knows HTTP; the route turns ``Outcome`` into a 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -15,20 +14,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from cds_service.api.auth import ClientIdentity
 from cds_service.api.discovery import ServiceSpec
 from cds_service.api.errors import ApiError, operation_outcome
+from cds_service.audit.chain import payload_digest
 from cds_service.audit.models import CallRecord, CardRecord, FindingRecord, QueryRecord
+from cds_service.audit.models import ClientIdentity as AuditClient
+from cds_service.audit.models import SkippedEntry as AuditSkipped
 from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
 from cds_service.fhir.client import FhirClient
-from cds_service.fhir.parse import parse_record
-from cds_service.fhir.prefetch import Resolved, required_missing, resolve
+from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
 from cds_service.hooks.models import CONTEXT_MODELS, Card, CdsRequest, CdsResponse
-from cds_service.rules import evaluate
+from cds_service.rules import RULES, evaluate
 from cds_service.rules.finding import Finding
 from cds_service.terminology import Terminology
 
@@ -75,10 +75,6 @@ def _stable_uuids(cards: list[Card], hook_instance: str) -> list[Card]:
     return out
 
 
-def _payload_hash(value: Any) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
 @dataclass
 class Engine:
     settings: Settings
@@ -86,13 +82,6 @@ class Engine:
     catalogue: Catalogue
     fhir: FhirClient
     clock: Callable[[], datetime]
-
-    def versions(self) -> dict[str, Any]:
-        return {
-            "catalogue": self.catalogue.version,
-            "valueSets": self.terminology.versions,
-            "thresholds": self.settings.thresholds(),
-        }
 
     async def invoke(
         self, service: ServiceSpec, body: Any, identity: ClientIdentity | None
@@ -102,7 +91,8 @@ class Engine:
         try:
             request = CdsRequest.model_validate(body)
         except ValidationError as exc:
-            raise ApiError(400, "invalid CDS Hooks request", details=validation_details(exc))
+            details = validation_details(exc)
+            raise ApiError(400, "invalid CDS Hooks request", details=details) from None
         if request.hook != service.hook:
             raise ApiError(
                 400, f"service {service.id} answers hook {service.hook}, not {request.hook}"
@@ -124,47 +114,64 @@ class Engine:
         )
         now = self.clock()
         missing = required_missing(resolved)
-        base = dict(
+        base = CallRecord(
             hook_instance=str(request.hookInstance),
             service_id=service.id,
             hook=service.hook,
             received_at=received,
-            client_iss=identity.iss if identity else None,
-            client_sub=identity.sub if identity else None,
-            client_tenant=identity.tenant if identity else None,
+            client=AuditClient(
+                iss=identity.iss if identity else None,
+                sub=identity.sub if identity else None,
+                tenant=identity.tenant if identity else None,
+            ),
             user_id=context.userId,
             patient_id=context.patientId,
             encounter_id=context.encounterId,
+            fhir_server=request.fhirServer,
             prefetch_supplied=list(resolved.supplied),
             prefetch_fetched=list(resolved.fetched),
             prefetch_missing=list(resolved.missing),
-            prefetch_failed=[f"{k}: {v}" for k, v in resolved.failed.items()],
-            fhir_queries=[
+            prefetch_failed=[f"{f.key}: {f.reason}" for f in resolved.failed],
+            prefetch_sha256={
+                key: payload_digest(value) for key, value in (request.prefetch or {}).items()
+            },
+            queries=[
                 QueryRecord(
-                    key=q.key, url=q.url, status=q.status, latency_ms=q.latency_ms,
-                    pages=q.pages, error=q.error,
+                    key=q.key,
+                    url=q.url,
+                    status=q.status,
+                    latency_ms=q.latency_ms,
+                    pages=q.page,
+                    error=None if q.outcome == "ok" else q.outcome,
                 )
-                for q in resolved.queries
+                for q in resolved.query_log
             ],
-            prefetch_sha256=_payload_hash(request.prefetch) if request.prefetch else None,
-            versions=self.versions(),
+            catalogue_version=self.catalogue.version,
+            value_set_versions=self.terminology.versions,
+            rule_versions={rule: spec[0] for rule, spec in RULES.items()},
+            thresholds=self.settings.thresholds(),
+            answered_at=received,
+            http_status=0,
         )
         if missing:
             message = "required data could not be obtained: " + ", ".join(missing)
-            body_412 = operation_outcome(412, message)
-            record = CallRecord(
-                **base,
-                answered_at=datetime.now(UTC),
-                duration_ms=(time.perf_counter() - started) * 1000,
-                http_status=412,
-                error=message,
+            failures = {f.key: f.reason for f in resolved.failed}
+            details = [
+                f"{key}: {failures.get(key, 'not in prefetch and no fhirServer')}"
+                for key in missing
+            ]
+            record = base.model_copy(
+                update={
+                    "answered_at": datetime.now(UTC),
+                    "duration_ms": (time.perf_counter() - started) * 1000,
+                    "http_status": 412,
+                    "error": message,
+                }
             )
-            return Outcome(412, body_412, record)
+            return Outcome(412, operation_outcome(412, message, details=details), record)
 
         draft_orders = getattr(context, "draftOrders", None)
-        record_in = parse_record(
-            resolved.resources, draft_orders, self.terminology.observation_filter
-        )
+        record_in = build_record(resolved, draft_orders, self.settings)
         findings = evaluate(service.id, record_in, now, self.settings, self.terminology)
         cards = self.catalogue.render(
             findings,
@@ -173,29 +180,32 @@ class Engine:
             terminology_versions=self.terminology.versions,
         )
         cards = _stable_uuids(cards, str(request.hookInstance))
-        response = CdsResponse(cards=cards)
-        wire = response.to_wire()
-        record = CallRecord(
-            **base,
-            answered_at=datetime.now(UTC),
-            duration_ms=(time.perf_counter() - started) * 1000,
-            http_status=200,
-            skipped_entries=[
-                f"{s.source}[{s.index}] {s.resource_type or '?'}: {s.reason}"
-                for s in record_in.skipped
-            ],
-            findings=[FindingRecord.from_finding(f) for f in findings],
-            cards=[
-                CardRecord(
-                    uuid=c.uuid or "",
-                    summary=c.summary,
-                    indicator=c.indicator,
-                    rule=f.rule,
-                    outcome=f.outcome,
-                    suggestion_uuids=[s.uuid or "" for s in c.suggestions],
-                )
-                for c, f in zip(cards, _findings_for_cards(cards, findings), strict=True)
-            ],
+        wire = CdsResponse(cards=cards).to_wire()
+        record = base.model_copy(
+            update={
+                "answered_at": datetime.now(UTC),
+                "duration_ms": (time.perf_counter() - started) * 1000,
+                "http_status": 200,
+                "skipped": [
+                    AuditSkipped(
+                        source=f"{s.source}[{s.index}]",
+                        reason=f"{s.resource_type or 'entry'}: {s.reason}",
+                    )
+                    for s in record_in.skipped
+                ],
+                "findings": [FindingRecord.from_finding(f) for f in findings],
+                "cards": [
+                    CardRecord(
+                        uuid=c.uuid or "",
+                        summary=c.summary,
+                        indicator=c.indicator,
+                        rule=f.rule,
+                        outcome=f.outcome,
+                        suggestion_uuids=[s.uuid or "" for s in c.suggestions],
+                    )
+                    for c, f in zip(cards, _findings_for_cards(cards, findings), strict=True)
+                ],
+            }
         )
         return Outcome(200, wire, record, findings)
 

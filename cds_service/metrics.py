@@ -20,7 +20,7 @@ class Metrics:
         self.calls: Counter[tuple[str, int]] = Counter()
         self.cards: Counter[tuple[str, str]] = Counter()
         self.latency: Counter[tuple[str, float]] = Counter()
-        self.latency_sum: Counter[str] = Counter()
+        self.latency_sum: dict[str, float] = {}
 
     def observe(self, service_id: str, status: int, record: CallRecord | None) -> None:
         with self._lock:
@@ -28,9 +28,9 @@ class Metrics:
             if record is None:
                 return
             for card in record.cards:
-                self.cards[(card.rule, card.indicator)] += 1
-            ms = record.duration_ms
-            self.latency_sum[service_id] += ms
+                self.cards[(card.rule or "unknown", card.indicator)] += 1
+            ms = record.duration_ms or 0.0
+            self.latency_sum[service_id] = self.latency_sum.get(service_id, 0.0) + ms
             for bound in (*_BUCKETS_MS, float("inf")):
                 if ms <= bound:
                     self.latency[(service_id, bound)] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,18 @@ from cds_service.engine import Engine
 from cds_service.fhir.client import FhirClient
 from cds_service.metrics import Metrics
 from cds_service.terminology import Terminology
+
+log = logging.getLogger("itb_cds")
+
+
+class StoreReplayCache:
+    """The JWT replay cache in the audit database, shared by the workers of one node."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+
+    def remember(self, iss: str, jti: str, expires_at: datetime) -> bool:
+        return self.store.remember_jti(iss, jti, expires_at)
 
 
 def system_clock() -> datetime:
@@ -40,11 +53,13 @@ class Runtime:
         terminology = Terminology.load(settings)
         catalogue = Catalogue.load(settings.cards_dir)
         store = AuditStore(settings)
-        store.migrate()
-        store.replay_spool()
+        try:
+            store.migrate()  # replays the spool too
+        except Exception as exc:  # the service answers on the spool until the database is back
+            log.error("audit database unavailable at startup (%s): spooling", type(exc).__name__)
         fhir = FhirClient(settings)
         jwks_http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
-        auth = Authenticator(settings, jwks_http, store)
+        auth = Authenticator(settings, jwks_http, StoreReplayCache(store))
         engine = Engine(settings, terminology, catalogue, fhir, clock or system_clock)
         return cls(
             settings=settings,

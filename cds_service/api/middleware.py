@@ -25,7 +25,9 @@ SECURITY_HEADERS = {
 
 
 class CorsAndSecurityHeaders:
-    def __init__(self, app: ASGIApp, *, origins: Iterable[str], page_prefixes: tuple[str, ...] = ()):
+    def __init__(
+        self, app: ASGIApp, *, origins: Iterable[str], page_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.origins = {o.rstrip("/") for o in origins}
         self.any_origin = "*" in self.origins

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +18,7 @@ from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
 from cds_service.audit.models import FeedbackRecord
 from cds_service.engine import validation_details
-from cds_service.hooks.models import FeedbackRequest
+from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime
 
 log = logging.getLogger("itb_cds.api")
@@ -79,12 +80,35 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
         parsed = FeedbackRequest.model_validate(body)
     except ValidationError as exc:
         raise ApiError(400, "invalid feedback", details=validation_details(exc)) from None
-    records = [FeedbackRecord.from_wire(service.id, item) for item in parsed.feedback]
+    received = datetime.now(UTC)
+    records = [
+        FeedbackRecord(
+            card_uuid=item.card,
+            outcome=item.outcome,
+            outcome_timestamp=item.outcomeTimestamp,
+            accepted_suggestions=[s.id for s in item.acceptedSuggestions],
+            override_reason_code=_reason(item, "code"),
+            override_reason_system=_reason(item, "system"),
+            override_reason_display=_reason(item, "display"),
+            user_comment=item.overrideReason.userComment if item.overrideReason else None,
+            service_id=service.id,
+            received_at=received,
+        )
+        for item in parsed.feedback
+    ]
     summary = await run_in_threadpool(rt.store.record_feedback, service.id, records)
     return JsonResponse(
         {
+            "spooled": summary.spooled,
             "stored": summary.stored,
             "duplicates": summary.duplicates,
             "unknownCards": summary.unknown_cards,
         }
     )
+
+
+def _reason(item: FeedbackItem, attr: str) -> str | None:
+    if item.overrideReason is None or item.overrideReason.reason is None:
+        return None
+    value: str | None = getattr(item.overrideReason.reason, attr)
+    return value

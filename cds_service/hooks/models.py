@@ -84,7 +84,7 @@ class Action(_Out):
     type: Literal["create", "update", "delete"]
     description: NonEmpty
     resource: dict[str, Any] | None = None
-    resourceId: NonEmpty | None = None  # noqa: N815 - wire name
+    resourceId: NonEmpty | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Action:
@@ -99,7 +99,7 @@ class Action(_Out):
 class Suggestion(_Out):
     label: NonEmpty
     uuid: NonEmpty | None = None
-    isRecommended: bool | None = None  # noqa: N815
+    isRecommended: bool | None = None
     actions: list[Action] = Field(default_factory=list)
 
 
@@ -107,7 +107,7 @@ class Link(_Out):
     label: NonEmpty
     url: NonEmpty
     type: Literal["absolute", "smart"]
-    appContext: NonEmpty | None = None  # noqa: N815
+    appContext: NonEmpty | None = None
 
     @model_validator(mode="after")
     def _app_context_only_on_smart(self) -> Link:
@@ -123,8 +123,8 @@ class Card(_Out):
     indicator: Indicator
     source: Source
     suggestions: list[Suggestion] = Field(default_factory=list)
-    selectionBehavior: Literal["at-most-one", "any"] | None = None  # noqa: N815
-    overrideReasons: list[OverrideReason] = Field(default_factory=list)  # noqa: N815
+    selectionBehavior: Literal["at-most-one", "any"] | None = None
+    overrideReasons: list[OverrideReason] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     extension: dict[str, Any] | None = None
 
@@ -137,7 +137,7 @@ class Card(_Out):
 
 class CdsResponse(_Out):
     cards: list[Card] = Field(default_factory=list)
-    systemActions: list[Action] = Field(default_factory=list)  # noqa: N815
+    systemActions: list[Action] = Field(default_factory=list)
 
     def to_wire(self) -> dict[str, Any]:
         body = super().to_wire()
@@ -158,14 +158,14 @@ class FhirAuthorization(_In):
 
 
 class PatientViewContext(_In):
-    userId: NonEmpty  # noqa: N815
-    patientId: NonEmpty  # noqa: N815
-    encounterId: str | None = None  # noqa: N815
+    userId: NonEmpty
+    patientId: NonEmpty
+    encounterId: str | None = None
 
 
 class OrderSignContext(PatientViewContext):
     # Kept raw on purpose: the parser repairs the Sandbox's quirks instead of rejecting them.
-    draftOrders: Any = None  # noqa: N815
+    draftOrders: Any = None
 
 
 class OrderSelectContext(OrderSignContext):
@@ -192,9 +192,9 @@ CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
 
 class CdsRequest(_In):
     hook: NonEmpty
-    hookInstance: UUID  # noqa: N815
-    fhirServer: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None  # noqa: N815
-    fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
+    hookInstance: UUID
+    fhirServer: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
 
@@ -225,15 +225,15 @@ class ReasonCoding(_In):
 
 class FeedbackReason(_In):
     reason: ReasonCoding | None = None
-    userComment: str | None = None  # noqa: N815
+    userComment: str | None = None
 
 
 class FeedbackItem(_In):
     card: NonEmpty
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list)  # noqa: N815
-    overrideReason: FeedbackReason | None = None  # noqa: N815
-    outcomeTimestamp: datetime  # noqa: N815
+    acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list)
+    overrideReason: FeedbackReason | None = None
+    outcomeTimestamp: datetime
 
     @field_validator("outcomeTimestamp")
     @classmethod
@@ -256,7 +256,7 @@ class ServiceDefinition(_Out):
     title: NonEmpty | None = None
     description: NonEmpty
     prefetch: dict[str, str] | None = None
-    usageRequirements: NonEmpty | None = None  # noqa: N815
+    usageRequirements: NonEmpty | None = None
 
 
 class Discovery(_Out):

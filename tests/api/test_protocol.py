@@ -10,6 +10,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from cds_service.fhir.templates import SERVICE_KEYS
+
 SERVICES = {
     "itb-patient-view": "patient-view",
     "itb-order-select": "order-select",
@@ -27,10 +29,10 @@ def minimal_request(hook: str = "patient-view", **extra: Any) -> dict[str, Any]:
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
         "context": context,
-        "prefetch": {
-            "patient": {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
-        },
+        "prefetch": dict.fromkeys(SERVICE_KEYS[f"itb-{hook}"]),
     }
+    body["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1",
+                                   "birthDate": "1980-01-01"}
     body.update(extra)
     return body
 
@@ -61,6 +63,19 @@ def test_discovery_lists_one_service_per_hook(live: httpx.Client) -> None:
 def test_each_service_answers_its_hook(live: httpx.Client, service_id: str, hook: str) -> None:
     response = live.post(f"/cds-services/{service_id}", json=minimal_request(hook))
     assert response.status_code == 200, response.text
+    assert response.json() == {"cards": []}
+
+
+def test_no_prefetch_and_no_fhir_server_is_412(live: httpx.Client) -> None:
+    body = minimal_request()
+    del body["prefetch"]
+    out = assert_outcome(live.post("/cds-services/itb-patient-view", json=body), 412)
+    assert "conditions" in str(out)
+
+
+def test_null_prefetch_means_nothing_found_not_missing(live: httpx.Client) -> None:
+    response = live.post("/cds-services/itb-patient-view", json=minimal_request())
+    assert response.status_code == 200
     assert response.json() == {"cards": []}
 
 

@@ -70,8 +70,9 @@ def empty_values(value: Any, path: str = "$") -> list[str]:
         full_card(),
         CdsResponse(cards=[full_card()]),
         CdsResponse(),
-        Discovery(services=[ServiceDefinition(hook="patient-view", id="s", description="d",
-                                              prefetch={"patient": "Patient/{{context.patientId}}"})]),
+        Discovery(services=[ServiceDefinition(
+            hook="patient-view", id="s", description="d",
+            prefetch={"patient": "Patient/{{context.patientId}}"})]),
     ],
 )
 def test_models_round_trip_and_emit_no_empty_values(model: BaseModel) -> None:

@@ -1,0 +1,121 @@
+"""``itb-cds audit migrate | verify | export | report``: settings from the environment."""
+
+# No ``from __future__ import annotations`` here: typer reads the annotations at runtime.
+
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from cds_service.audit.report import format_report
+from cds_service.audit.store import AuditStore
+from cds_service.config import Settings
+
+audit_app = typer.Typer(help="The audit log: migrate, verify, export, report.",
+                        no_args_is_help=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides ITB_CDS_DATABASE_URL."),
+]
+Since = Annotated[
+    str | None, typer.Option("--since", help="ISO date or date-time (UTC if no offset).")
+]
+Until = Annotated[
+    str | None, typer.Option("--until", help="ISO date or date-time, exclusive.")
+]
+
+
+class ExportFormat(StrEnum):
+    FHIR = "fhir"
+    CSV = "csv"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date or date-time: {value!r}") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def _store(database_url: str | None) -> AuditStore:
+    return AuditStore(Settings(), database_url=database_url)
+
+
+@audit_app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the audit schema, then replay the spool."""
+    store = _store(database_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    typer.echo("audit schema is up to date")
+
+
+@audit_app.command()
+def verify(database_url: DatabaseUrl = None) -> None:
+    """Check the hash chain; exit 1 and name the first broken link if it is broken."""
+    store = _store(database_url)
+    try:
+        result = store.verify()
+    finally:
+        store.close()
+    if result.ok:
+        typer.echo(f"chain intact: {result.checked} entries, head {result.head_hash}")
+        return
+    typer.echo(
+        f"chain BROKEN at seq {result.first_broken_seq}: {result.reason}"
+        f" ({result.checked} entries verified before it)",
+        err=True,
+    )
+    raise typer.Exit(code=1)
+
+
+@audit_app.command()
+def export(
+    since: Since = None,
+    until: Until = None,
+    format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.FHIR,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """NDJSON of FHIR R4 AuditEvent + GuidanceResponse, or CSV."""
+    store = _store(database_url)
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if format is ExportFormat.FHIR:
+            for resource in store.export_fhir(parse_time(since), parse_time(until)):
+                out.write(orjson.dumps(resource).decode("utf-8") + "\n")
+        else:
+            for line in store.export_csv(parse_time(since), parse_time(until)):
+                out.write(line)
+    finally:
+        if output:
+            out.close()
+        store.close()
+
+
+@audit_app.command()
+def report(
+    since: Since = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Per rule and outcome: cards shown, accepted, overridden (reasons), no response."""
+    store = _store(database_url)
+    try:
+        result = store.report(parse_time(since))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        typer.echo(format_report(result), nl=False)

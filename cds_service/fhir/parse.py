@@ -1,0 +1,264 @@
+"""The selective parser: raw FHIR JSON in, a frozen PatientRecord out.
+
+One pass over the raw dicts keeps only the resource types (and Observation codes) the rules
+read, and only those are validated with their fhir.resources R4B model: a chart is mostly vital
+signs, encounters and claims, and validating those would cost far more than reading the JSON.
+A bad entry is reported and skipped; it never fails the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B.adverseevent import AdverseEvent
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
+from fhir.resources.R4B.appointment import Appointment
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.device import Device
+from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.procedure import Procedure
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from cds_service.fhir import facts
+from cds_service.fhir.client import bundle_entries
+from cds_service.fhir.record import (
+    Concept,
+    PatientInfo,
+    PatientRecord,
+    RepairedEntry,
+    SkippedEntry,
+)
+from cds_service.fhir.repair import validate
+
+DRAFT_ORDERS = "draftOrders"
+
+MODELS: dict[str, Any] = {
+    "Patient": Patient,
+    "Condition": Condition,
+    "MedicationRequest": MedicationRequest,
+    "MedicationStatement": MedicationStatement,
+    "MedicationAdministration": MedicationAdministration,
+    "Medication": Medication,
+    "AllergyIntolerance": AllergyIntolerance,
+    "AdverseEvent": AdverseEvent,
+    "Procedure": Procedure,
+    "Observation": Observation,
+    "Device": Device,
+    "ServiceRequest": ServiceRequest,
+    "Appointment": Appointment,
+}
+
+# What the CDS Hooks Sandbox leaves out of its draft orders; an unsigned order is a draft order.
+_DRAFT_DEFAULTS: dict[str, dict[str, object]] = {
+    "MedicationRequest": {"status": "draft", "intent": "order"},
+    "ServiceRequest": {"status": "draft", "intent": "order"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    source: str
+    index: int | None
+    ref: str
+    model: Any
+    raw: Mapping[str, Any]
+    draft: bool
+
+
+def parse_record(
+    resources_by_key: Mapping[str, Sequence[object]],
+    draft_orders: object | None,
+    observation_filter: Callable[[Mapping[str, Any]], bool],
+) -> PatientRecord:
+    skipped: list[SkippedEntry] = []
+    repaired: list[RepairedEntry] = []
+    kept: dict[str, _Kept] = {}
+
+    def keep(
+        source: str,
+        index: int | None,
+        raw: object,
+        lenient: Mapping[str, object] | None = None,
+    ) -> None:
+        if not isinstance(raw, dict):
+            skipped.append(SkippedEntry(source, index, None, "entry is not a FHIR resource"))
+            return
+        resource_type = raw.get("resourceType")
+        model_cls = MODELS.get(resource_type) if isinstance(resource_type, str) else None
+        if model_cls is None:
+            if not isinstance(resource_type, str):
+                skipped.append(SkippedEntry(source, index, None, "entry has no resourceType"))
+            return  # a type no rule reads: dropped unvalidated, by design
+        if resource_type == "Observation":
+            code = raw.get("code")
+            if not isinstance(code, dict) or not observation_filter(code):
+                return
+        rid = raw.get("id")
+        ref = f"{resource_type}/{rid}" if isinstance(rid, str) and rid else None
+        if ref is not None and ref in kept:
+            return  # the same resource under a second key
+        draft = lenient is not None
+        defaults = None
+        if lenient is not None:
+            defaults = {**_DRAFT_DEFAULTS.get(str(resource_type), {}), **lenient}
+        result = validate(model_cls, raw, defaults)
+        if result.model is None:
+            skipped.append(SkippedEntry(source, index, resource_type, result.error or "invalid"))
+            return
+        if result.repairs:
+            repaired.append(RepairedEntry(source, index, resource_type, result.repairs))
+        # An entry without id cannot be cited by reference; name it by where it came from.
+        ref = ref or f"{resource_type}/#{source}[{index}]"
+        kept[ref] = _Kept(source, index, ref, result.model, raw, draft)
+
+    # Draft orders first: an unsigned order supersedes a stored copy of the same resource.
+    drafts = _draft_entries(draft_orders, skipped)
+    if drafts:
+        subject = _patient_reference(resources_by_key)
+        # The order is for the patient in context even when nothing says which one it is.
+        lenient = {"subject": {"reference": subject} if subject else {"display": "patient"}}
+        for index, raw in enumerate(drafts):
+            keep(DRAFT_ORDERS, index, _unquirk_draft(raw), lenient)
+    for source, items in resources_by_key.items():
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            skipped.append(SkippedEntry(source, None, None, "not a list of resources"))
+            continue
+        for index, raw in enumerate(items):
+            keep(source, index, raw)
+
+    return _build(kept, skipped, repaired)
+
+
+def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry]) -> list[object]:
+    if draft_orders is None:
+        return []
+    if isinstance(draft_orders, dict):
+        if draft_orders.get("resourceType") == "Bundle":
+            return bundle_entries(draft_orders)  # the Sandbox omits Bundle.type: never checked
+        return [draft_orders]
+    if isinstance(draft_orders, list):
+        return list(draft_orders)
+    skipped.append(SkippedEntry(DRAFT_ORDERS, None, None, "draftOrders is not a Bundle"))
+    return []
+
+
+def _unquirk_draft(raw: object) -> object:
+    """Repairs the Sandbox quirks the model's error would not name precisely enough."""
+    if not isinstance(raw, dict):
+        return raw
+    category = raw.get("category")
+    if isinstance(category, dict):
+        return {**raw, "category": [category]}
+    return raw
+
+
+def _patient_reference(resources_by_key: Mapping[str, Sequence[object]]) -> str | None:
+    for items in resources_by_key.values():
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            continue
+        for raw in items:
+            if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
+                rid = raw.get("id")
+                if isinstance(rid, str) and rid:
+                    return f"Patient/{rid}"
+    return None
+
+
+def _local_reference(reference: str) -> str:
+    """Make a reference local: ``http://x/fhir/Medication/7/_history/2`` -> ``Medication/7``."""
+    if reference.startswith("#"):
+        return reference
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return "/".join(parts[-2:])
+
+
+def _build(
+    kept: dict[str, _Kept], skipped: list[SkippedEntry], repaired: list[RepairedEntry]
+) -> PatientRecord:
+    medications: dict[str, facts.MedicationInfo] = {
+        ref: facts.medication_info(k.model)
+        for ref, k in kept.items()
+        if ref.startswith("Medication/")
+    }
+
+    def lookup(model: Any, reference: str) -> facts.MedicationInfo | None:
+        local = _local_reference(reference)
+        if local.startswith("#"):
+            for contained in model.contained or ():
+                if contained.get_resource_type() == "Medication" and contained.id == local[1:]:
+                    return facts.medication_info(contained)
+            return None
+        return medications.get(local)
+
+    by_type: dict[str, list[_Kept]] = {}
+    for k in kept.values():
+        by_type.setdefault(k.model.get_resource_type(), []).append(k)
+
+    def each(resource_type: str) -> list[_Kept]:
+        return by_type.get(resource_type, [])
+
+    meds = tuple(
+        sorted(
+            [
+                facts.medication_request(k.model, k.ref, lookup, k.draft)
+                for k in each("MedicationRequest")
+            ]
+            + [
+                facts.medication_statement(k.model, k.ref, lookup)
+                for k in each("MedicationStatement")
+            ]
+            + [
+                facts.medication_administration(k.model, k.ref, lookup)
+                for k in each("MedicationAdministration")
+            ],
+            key=lambda f: f.ref,
+        )
+    )
+    med_concepts = {m.ref: m.medication for m in meds}
+
+    def suspect(reference: str) -> Concept | None:
+        local = _local_reference(reference)
+        if local in medications:
+            return medications[local][0]
+        return med_concepts.get(local)
+
+    def sort(items: list[Any]) -> tuple[Any, ...]:
+        return tuple(sorted(items, key=lambda f: f.ref))
+
+    return PatientRecord(
+        patient=_pick_patient([facts.patient(k.model, k.ref) for k in each("Patient")]),
+        conditions=sort([facts.condition(k.model, k.ref) for k in each("Condition")]),
+        medications=meds,
+        allergies=sort([facts.allergy(k.model, k.ref) for k in each("AllergyIntolerance")]),
+        adverse_events=sort(
+            [facts.adverse_event(k.model, k.ref, suspect) for k in each("AdverseEvent")]
+        ),
+        procedures=sort([facts.procedure(k.model, k.ref, k.raw) for k in each("Procedure")]),
+        observations=sort([facts.observation(k.model, k.ref) for k in each("Observation")]),
+        devices=sort([facts.device(k.model, k.ref) for k in each("Device")]),
+        service_requests=sort(
+            [facts.service_request(k.model, k.ref) for k in each("ServiceRequest")]
+        ),
+        appointments=sort([facts.appointment(k.model, k.ref) for k in each("Appointment")]),
+        skipped=tuple(sorted(skipped, key=_entry_order)),
+        repaired=tuple(sorted(repaired, key=_entry_order)),
+    )
+
+
+def _entry_order(entry: SkippedEntry | RepairedEntry) -> tuple[str, int]:
+    return (entry.source, -1 if entry.index is None else entry.index)
+
+
+def _pick_patient(patients: list[PatientInfo]) -> PatientInfo | None:
+    # More than one Patient only happens with _include or a mis-scoped query; the order of
+    # keys must not decide which one the rules see.
+    return min(patients, key=lambda p: p.ref) if patients else None

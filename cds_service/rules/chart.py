@@ -1,0 +1,179 @@
+"""Reading the patient record with the spec's status filters (clinical-rules.md section 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cds_service.fhir.record import (
+    AllergyFact,
+    Concept,
+    ConditionFact,
+    MedicationFact,
+    ObservationFact,
+    PatientRecord,
+    ProcedureFact,
+    Quantity,
+)
+from cds_service.rules.dates import age_years, iso_date
+from cds_service.rules.finding import Evidence
+from cds_service.terminology import Match, Terminology
+
+ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
+VOID_VERIFICATION = frozenset({"entered-in-error", "refuted"})
+# MedicationRequest/Statement statuses that mean the patient is (still) meant to take it.
+CURRENT_MEDICATION = frozenset({"active", "intended"})
+VOID_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
+
+
+def condition_is_active(c: ConditionFact) -> bool:
+    return (
+        (c.clinical_status or "").lower() in ACTIVE_CONDITION
+        and (c.verification_status or "").lower() not in VOID_VERIFICATION
+    )
+
+
+def medication_is_void(m: MedicationFact) -> bool:
+    return (m.status or "").lower() == "entered-in-error"
+
+
+def procedure_done(p: ProcedureFact) -> bool:
+    return (p.status or "").lower() == "completed"
+
+
+def allergy_counts(a: AllergyFact) -> bool:
+    return (a.verification_status or "").lower() not in VOID_VERIFICATION and (
+        a.clinical_status or "active"
+    ).lower() != "entered-in-error"
+
+
+def observation_counts(o: ObservationFact) -> bool:
+    return (o.status or "").lower() not in VOID_OBSERVATION
+
+
+def patient_age(record: PatientRecord, now: datetime) -> int | None:
+    if record.patient is None or record.patient.birth_date is None:
+        return None
+    return age_years(record.patient.birth_date, now)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedCondition:
+    fact: ConditionFact
+    match: Match
+
+
+def active_conditions(record: PatientRecord, terms: Terminology, value_set: str
+                      ) -> list[MatchedCondition]:
+    out = []
+    for c in record.conditions:
+        if not condition_is_active(c):
+            continue
+        found = terms.match(value_set, c.code)
+        if found is not None:
+            out.append(MatchedCondition(c, found))
+    return out
+
+
+def label(concept: Concept | None, fallback: str = "") -> str:
+    if concept is None:
+        return fallback
+    if concept.text:
+        return concept.text
+    for coding in concept.codings:
+        if coding.display:
+            return coding.display
+    for coding in concept.codings:
+        if coding.code:
+            return coding.code
+    return fallback
+
+
+def when(moment: datetime | None) -> str | None:
+    return iso_date(moment) if moment is not None else None
+
+
+def condition_evidence(m: MatchedCondition) -> Evidence:
+    return Evidence(
+        what=label(m.fact.code, "Condition"),
+        reference=m.fact.ref,
+        code=m.match.token,
+        date=when(m.fact.onset or m.fact.recorded),
+        value=m.fact.clinical_status,
+    )
+
+
+# ------------------------------------------------------------------ medications
+
+
+def is_intrathecal(fact: MedicationFact, terms: Terminology) -> bool:
+    if terms.match("intrathecal-baclofen", fact.medication) is not None:
+        return True
+    for dosage in fact.dosages:
+        if terms.match("intrathecal-route", dosage.route, dosage.text) is not None:
+            return True
+    return terms.match("intrathecal-route", fact.form) is not None
+
+
+def is_intrathecal_baclofen(fact: MedicationFact, terms: Terminology) -> bool:
+    if terms.match("intrathecal-baclofen", fact.medication) is not None:
+        return True
+    agent = terms.match("oral-antispasticity", fact.medication)
+    return agent is not None and agent.group == "baclofen" and is_intrathecal(fact, terms)
+
+
+def oral_agent(fact: MedicationFact, terms: Terminology) -> Match | None:
+    """The oral antispasticity agent this medication is, or None (other drug, other route)."""
+    agent = terms.match("oral-antispasticity", fact.medication)
+    if agent is None or is_intrathecal(fact, terms):
+        return None
+    routes = [d.route for d in fact.dosages if d.route is not None and (
+        d.route.codings or d.route.text)]
+    if routes:
+        return agent if any(terms.match("oral-route", r) for r in routes) else None
+    if "oral" in agent.tags:
+        return agent
+    oral_signals: list[Concept | None] = [fact.form, fact.medication, *(
+        d.method for d in fact.dosages)]
+    if any(terms.match("oral-route", c) is not None for c in oral_signals if c is not None):
+        return agent
+    if any(terms.match_text("oral-route", d.text) for d in fact.dosages):
+        return agent
+    return None
+
+
+def medication_evidence(fact: MedicationFact, value: str | None = None) -> Evidence:
+    return Evidence(
+        what=f"{label(fact.medication, 'Medication')} ({fact.kind}, {fact.status or 'no status'})",
+        reference=fact.ref,
+        date=when(fact.effective.start or fact.authored),
+        value=value,
+    )
+
+
+# ------------------------------------------------------------------ observations
+
+
+def observations_of(record: PatientRecord, terms: Terminology, kind: str
+                    ) -> list[ObservationFact]:
+    out = [o for o in record.observations
+           if observation_counts(o) and terms.observation_kind(o.code) == kind]
+    return sorted(out, key=lambda o: (o.effective is None, o.effective or datetime.min))
+
+
+def quantity_of(o: ObservationFact) -> Quantity | None:
+    if isinstance(o.value, Quantity):
+        return o.value
+    if isinstance(o.value, bool):
+        return None
+    if isinstance(o.value, int | float):
+        return Quantity(float(o.value))
+    return None
+
+
+def latest(items: Iterable[ObservationFact]) -> ObservationFact | None:
+    dated = [o for o in items if o.effective is not None]
+    if not dated:
+        return None
+    return max(dated, key=lambda o: o.effective or datetime.min)

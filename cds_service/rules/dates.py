@@ -1,0 +1,48 @@
+"""Time arithmetic shared by the rules (``now`` is always injected, never read here)."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, date, datetime, timedelta
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months; the day is clamped (31 Jan + 1 month = 28/29 Feb)."""
+    total = moment.year * 12 + (moment.month - 1) + months
+    year, month = divmod(total, 12)
+    month += 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def add_years(moment: datetime, years: float) -> datetime:
+    """Whole years as calendar years; a fractional remainder as days of 365.25."""
+    whole = int(years)
+    moved = add_months(moment, whole * 12)
+    return moved + timedelta(days=(years - whole) * 365.25)
+
+
+def add_days(moment: datetime, days: float) -> datetime:
+    return moment + timedelta(days=days)
+
+
+def age_years(birth: date, on: datetime | date) -> int:
+    day = on.date() if isinstance(on, datetime) else on
+    years = day.year - birth.year
+    if (day.month, day.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def iso_date(moment: datetime) -> str:
+    """The calendar date (UTC) a card shows for a moment."""
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def days_until(moment: datetime, now: datetime) -> float:
+    return (moment - now).total_seconds() / 86400.0
+
+
+def aware(moment: datetime) -> datetime:
+    """Defensive: the parser promises aware datetimes; naive ones are read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

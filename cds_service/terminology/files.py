@@ -1,0 +1,82 @@
+"""Schemas of the terminology data files (validated at load: a bad file fails startup)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SystemEntry(_File):
+    uri: str
+    aliases: tuple[str, ...] = ()
+
+
+class SystemsFile(_File):
+    version: str
+    systems: dict[str, SystemEntry]
+    dotless: tuple[str, ...] = ()
+
+
+class CodeEntry(_File):
+    system: str  # a key of systems.yaml ("snomed", "icd10cm", "local", ...)
+    code: str
+    display: str
+    unverified: bool = False
+    prefix: bool = False  # ICD-10 style: every code starting with this one matches
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+class TextEntry(_File):
+    all: tuple[str, ...] = Field(min_length=1)  # every phrase must occur as whole words
+    group: str | None = None
+
+
+class ValueSetFile(_File):
+    name: str
+    version: str
+    title: str
+    codes: tuple[CodeEntry, ...] = ()
+    text: tuple[TextEntry, ...] = ()
+    exclude_text: tuple[str, ...] = ()
+
+
+class PumpModelEntry(_File):
+    name: str
+    match: tuple[str, ...] = Field(min_length=1)
+    programmable: bool
+    reservoir_ml: float | None = None
+    service_life_years: float | None = None
+
+
+class PumpModelsFile(_File):
+    version: str
+    models: tuple[PumpModelEntry, ...]
+    unknown_programmable_service_life_years: float
+
+
+class DoseBand(_File):
+    min_age_years: float
+    max_mg_per_day: float
+
+
+class MaxDosesFile(_File):
+    version: str
+    agents: dict[str, tuple[DoseBand, ...]]
+
+
+class ProductStrengthEntry(_File):
+    code: str  # RxNorm
+    amount: float
+    unit: str  # mg | mcg
+    per: str  # mL | tablet
+    display: str
+    unverified: bool = False
+
+
+class ProductStrengthsFile(_File):
+    version: str
+    products: tuple[ProductStrengthEntry, ...]

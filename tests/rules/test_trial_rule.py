@@ -1,0 +1,103 @@
+"""Screening-trial outcome: response, Modified Ashworth, Penn, undocumented, overdose."""
+
+from __future__ import annotations
+
+import pytest
+
+from cds_service.config import Settings
+from cds_service.fhir.record import AdverseEventFact, Concept
+from cds_service.rules.finding import Tier
+from cds_service.rules.trial import mas_mean_drop, mas_score, trial_outcome
+from cds_service.terminology import Terminology
+from tests.rules.charts import CP, LOCAL, at, coded, condition, observation, procedure, record
+
+TRIAL = procedure(LOCAL, "itb-screening-trial", "2026-06-10T08:00", "Procedure/t",
+                  notes=("Baclofen 50 mcg intrathecal bolus",))
+
+
+def mas(value: str, when: str, site: str, ref: str) -> object:
+    return observation("modified-ashworth-scale", Concept(text=value), when, ref, body_site=site)
+
+
+def test_mas_one_plus_counts_as_one_and_a_half() -> None:
+    assert mas_score(Concept(text="1+")) == 1.5
+    assert mas_score("1+") == 1.5 and mas_score(3) == 3.0 and mas_score("5") is None
+
+
+def test_mas_mean_drop_over_matched_sites() -> None:
+    obs = [mas("3", "2026-06-10T07:00", "left knee", "Observation/1"),
+           mas("1+", "2026-06-10T07:00", "right knee", "Observation/2"),
+           mas("2", "2026-06-10T12:00", "left knee", "Observation/3"),
+           mas("1", "2026-06-10T12:00", "right knee", "Observation/4"),
+           mas("0", "2026-06-10T12:00", "elbow", "Observation/5")]  # unmatched site
+    assert mas_mean_drop(obs, at("2026-06-10T08:00")) == (0.75, 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("post", "outcome"), [("2", "positive"), ("3", "negative-next-step")])
+def test_mas_decides_positive_or_negative(post: str, outcome: str, settings: Settings,
+                                          terms: Terminology) -> None:
+    rec = record(conditions=(condition(CP),), procedures=(TRIAL,), observations=(
+        mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
+        mas(post, "2026-06-10T12:00", "knee", "Observation/2")))
+    [f] = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    assert f.outcome == outcome
+    if outcome == "negative-next-step":
+        assert f.number("nextDoseMcg").value == 75  # type: ignore[union-attr]
+
+
+def test_recorded_response_wins(settings: Settings, terms: Terminology) -> None:
+    response = observation("itb-trial-response", coded(LOCAL, "positive"), "2026-06-10T13:00",
+                          "Observation/r", part_of=("Procedure/t",))
+    rec = record(procedures=(TRIAL,), observations=(
+        response, mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
+        mas("3", "2026-06-10T12:00", "knee", "Observation/2")))
+    [f] = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    assert (f.outcome, f.tier) == ("positive", Tier.INFO)
+    assert f.number("startingDoseTwiceMcgPerDay").value == 100  # type: ignore[union-attr]
+
+
+def test_penn_drop_of_one_is_positive(settings: Settings, terms: Terminology) -> None:
+    rec = record(procedures=(TRIAL,), observations=(
+        observation("penn-spasm-frequency", 3, "2026-06-10T07:00", "Observation/p1"),
+        observation("penn-spasm-frequency", 2, "2026-06-10T11:00", "Observation/p2")))
+    assert trial_outcome(rec, at("2026-06-11"), settings, terms)[0].outcome == "positive"
+
+
+def test_negative_at_100_mcg_is_final(settings: Settings, terms: Terminology) -> None:
+    trial = procedure(LOCAL, "itb-screening-trial", "2026-06-10T08:00", "Procedure/t",
+                      notes=("baclofen 100 mcg",))
+    response = observation("itb-trial-response", coded(LOCAL, "negative"), "2026-06-10T14:00",
+                          "Observation/r")
+    [f] = trial_outcome(record(procedures=(trial,), observations=(response,)), at("2026-06-11"),
+                        settings, terms)
+    assert (f.outcome, f.tier, f.suggest) == ("negative-final", Tier.WARNING, False)
+
+
+def test_undocumented_only_after_eight_hours(settings: Settings, terms: Terminology) -> None:
+    rec = record(procedures=(TRIAL,))
+    assert trial_outcome(rec, at("2026-06-10T15:00"), settings, terms) == []
+    [f] = trial_outcome(rec, at("2026-06-10T16:00"), settings, terms)
+    assert (f.outcome, f.tier) == ("undocumented", Tier.WARNING)
+
+
+def test_old_trial_outside_lookback_is_ignored(settings: Settings, terms: Terminology) -> None:
+    assert trial_outcome(record(procedures=(TRIAL,)), at("2026-08-01"), settings, terms) == []
+
+
+def test_overdose_signs_add_a_warning_whatever_the_outcome(settings: Settings,
+                                                            terms: Terminology) -> None:
+    event = AdverseEventFact("AdverseEvent/e", Concept(text="Respiratory depression"),
+                             date=at("2026-06-10T10:00"))
+    response = observation("itb-trial-response", coded(LOCAL, "positive"), "2026-06-10T13:00",
+                          "Observation/r")
+    rec = record(procedures=(TRIAL,), observations=(response,), adverse_events=(event,))
+    outcome, adverse = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    assert (outcome.outcome, outcome.tier) == ("positive", Tier.INFO)
+    assert (adverse.outcome, adverse.tier, adverse.suggest) == ("adverse", Tier.WARNING, False)
+    assert "result-positive" in adverse.notes
+
+
+def test_epidural_steroid_injection_is_not_a_trial(settings: Settings, terms: Terminology) -> None:
+    esi = procedure("http://www.ama-assn.org/go/cpt", "62323", "2026-06-10T08:00",
+                    "Procedure/esi", notes=("triamcinolone 80 mg",))
+    assert trial_outcome(record(procedures=(esi,)), at("2026-06-11"), settings, terms) == []
