@@ -3,7 +3,9 @@ real service under uvicorn on a loopback port for tests that must go over HTTP."
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -20,6 +22,24 @@ from fastapi.testclient import TestClient
 
 from cds_service.app import create_app
 from cds_service.config import Settings
+
+# Anything shaped like a compact JWS, and the bearer values the tests use.
+_SECRET_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.|Bearer\s+[A-Za-z0-9._~+/-]{8,}")
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Over the whole run: nothing logged may carry a JWT or a bearer token."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    leaks = [
+        f"{record.name}:{record.levelname}"
+        for phase in ("setup", "call", "teardown")
+        for record in caplog.get_records(phase)  # type: ignore[arg-type]
+        if _SECRET_SHAPES.search(record.getMessage())
+    ]
+    assert not leaks, f"a token was logged by {leaks}"
+
 
 FIXED_NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 REQUIRE_SYSTEM_SERVICES = os.environ.get("ITB_CDS_REQUIRE_SYSTEM_SERVICES") == "1"
