@@ -180,6 +180,8 @@ class Catalogue:
             undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
         )
         self._env.filters["md"] = _md
+        # Compiling a template costs more than rendering it: compile each text once.
+        self._templates: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- loading
 
@@ -298,7 +300,10 @@ class Catalogue:
 
     def _render(self, text: str, context: dict[str, Any], where: str) -> str:
         try:
-            return str(self._env.from_string(text).render(context)).strip()
+            template = self._templates.get(text)
+            if template is None:
+                template = self._templates[text] = self._env.from_string(text)
+            return str(template.render(context)).strip()
         except TemplateError as exc:
             raise CatalogueError(f"{where}: {exc}") from exc
 

@@ -171,7 +171,9 @@ class Engine:
             return Outcome(412, operation_outcome(412, message, details=details), record)
 
         draft_orders = getattr(context, "draftOrders", None)
-        record_in = build_record(resolved, draft_orders, self.settings)
+        record_in = build_record(
+            resolved, draft_orders, self.settings, self.terminology.observation_filter
+        )
         findings = evaluate(service.id, record_in, now, self.settings, self.terminology)
         cards = self.catalogue.render(
             findings,

@@ -9,7 +9,7 @@ failed, so fetch it as if absent. Every gap is fetched in one concurrent call un
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -186,8 +186,12 @@ def ensure_required(resolved: Resolved) -> None:
 
 
 def build_record(
-    resolved: Resolved, draft_orders: object | None, settings: Settings
+    resolved: Resolved,
+    draft_orders: object | None,
+    settings: Settings,
+    accepts_observation: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> PatientRecord:
     """parse_record over what was resolved, with the keys that stayed missing marked."""
-    record = parse_record(resolved.resources, draft_orders, observation_filter(settings))
+    accepts = accepts_observation or observation_filter(settings)
+    record = parse_record(resolved.resources, draft_orders, accepts)
     return dataclasses.replace(record, unavailable=resolved.missing)

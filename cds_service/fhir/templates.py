@@ -12,20 +12,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cds_service.config import Settings
+from cds_service.terminology.terms import OBSERVATION_CODES
 
-# Local observation codes (in settings.local_code_system) that some rule reads.
-RULE_OBSERVATION_CODES: tuple[str, ...] = (
-    "pump-reservoir-volume",
-    "pump-drug-concentration",
-    "pump-daily-dose",
-    "pump-low-reservoir-alarm-date",
-    "pump-reserve-volume",
-    "pump-eri",
-    "itb-trial-response",
-    "itb-trial-effect-duration",
-    "modified-ashworth-scale",
-    "penn-spasm-frequency",
-)
+# Local observation codes (in settings.local_code_system) that some rule reads: one list,
+# owned by the terminology.
+RULE_OBSERVATION_CODES: tuple[str, ...] = OBSERVATION_CODES
 
 _BASE_TEMPLATES: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
