@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
+from cds_service.fhir.templates import SERVICE_KEYS
+
 Indicator = Literal["info", "warning", "critical"]
 RuleId = Literal[
     "itb-candidacy", "itb-trial-outcome", "itb-refill", "itb-battery", "itb-data-quality"
@@ -50,20 +52,7 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
     "itb-data-quality": {"missing-data": "info"},
 }
 
-PREFETCH_KEYS: tuple[str, ...] = (
-    "patient",
-    "conditions",
-    "medicationRequests",
-    "medicationStatements",
-    "medicationAdministrations",
-    "allergies",
-    "adverseEvents",
-    "procedures",
-    "observations",
-    "devices",
-    "serviceRequests",
-    "appointments",
-)
+PREFETCH_KEYS: tuple[str, ...] = SERVICE_KEYS["itb-patient-view"]
 
 BUNDLE_SUFFIX = ".bundle.json"
 

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cds_service.fhir.templates import SERVICE_KEYS
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 FAMILIES = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed")
@@ -48,21 +50,8 @@ TIMING_ABBR = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 BASE = "http://example.org/fhir"
 UUID_NS = uuid.UUID("5d3c2a4e-7f1b-4c39-9a51-2f0e8b6d1c77")
 
-PATIENT_VIEW_KEYS = (
-    "patient",
-    "conditions",
-    "medicationRequests",
-    "medicationStatements",
-    "medicationAdministrations",
-    "allergies",
-    "adverseEvents",
-    "procedures",
-    "observations",
-    "devices",
-    "serviceRequests",
-    "appointments",
-)
-ORDER_KEYS = tuple(k for k in PATIENT_VIEW_KEYS if k not in ("observations", "appointments"))
+PATIENT_VIEW_KEYS = SERVICE_KEYS["itb-patient-view"]
+ORDER_KEYS = SERVICE_KEYS["itb-order-sign"]
 SERVICE_HOOK = {
     "itb-patient-view": "patient-view",
     "itb-order-select": "order-select",
