@@ -15,6 +15,7 @@ from cds_service.api.errors import install_error_handlers
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.config import AuthMode, Settings
 from cds_service.runtime import Runtime
+from cds_service.web import web_router
 
 log = logging.getLogger("itb_cds")
 
@@ -56,6 +57,8 @@ def create_app(
     app.include_router(admin_router(runtime.store, settings))
     app.include_router(services.router)
     app.include_router(health.router)
+    if settings.sandbox_enabled:
+        app.include_router(web_router(settings))  # /sandbox and /fhir (synthetic fixtures)
     app.add_middleware(
         CorsAndSecurityHeaders, origins=settings.cors_origins, page_prefixes=("/docs", "/sandbox")
     )

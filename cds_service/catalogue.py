@@ -220,7 +220,8 @@ class Catalogue:
 
     def _compile(self, path: Path, where: str, text: str) -> Any:
         try:
-            return self._env.from_string(text)
+            template = self._templates[text] = self._env.from_string(text)
+            return template
         except TemplateError as exc:
             raise CatalogueError(f"{path}: {where}: template error: {exc}") from exc
 
@@ -409,9 +410,13 @@ class Catalogue:
         )
 
 
+# libyaml's loader when PyYAML was built with it: the pure-Python one dominated cold start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load(path: Path, model: type[_M]) -> _M:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except OSError as exc:
         raise CatalogueError(f"{path}: cannot read: {exc}") from exc
     except yaml.YAMLError as exc:

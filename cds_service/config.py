@@ -88,6 +88,8 @@ class Settings(BaseSettings):
 
     cards_dir: Path = PROJECT_ROOT / "cards"
     fixtures_dir: Path = PROJECT_ROOT / "fixtures"
+    # The integration sandbox (/sandbox page, /fhir over synthetic fixtures); off in production.
+    sandbox_enabled: bool = True
     spool_path: Path = Path("itb-cds-audit.spool")
     local_code_system: str = "urn:itb-cds:codes"
     mas_alternate_codes: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -42,13 +42,17 @@ OBSERVATION_CODES: tuple[str, ...] = (
 _M = TypeVar("_M", bound=BaseModel)
 
 
+# libyaml's loader when PyYAML was built with it: the pure-Python one dominated cold start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class TerminologyError(RuntimeError):
     pass
 
 
 def _read(path: Path, model: type[_M]) -> _M:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
         return model.model_validate(raw)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise TerminologyError(f"{path.name}: {exc}") from exc
