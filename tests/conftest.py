@@ -24,7 +24,9 @@ from cds_service.app import create_app
 from cds_service.config import Settings
 
 # Anything shaped like a compact JWS, and the bearer values the tests use.
-_SECRET_SHAPES = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.|Bearer\s+[A-Za-z0-9._~+/-]{8,}")
+_SECRET_SHAPES = re.compile(
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.|Bearer\s+[A-Za-z0-9._~+/-]{8,}"
+)
 
 
 @pytest.fixture(autouse=True)
