@@ -13,6 +13,7 @@ from cds_service.api import health, services
 from cds_service.api.admin import admin_router
 from cds_service.api.errors import install_error_handlers
 from cds_service.api.middleware import CorsAndSecurityHeaders
+from cds_service.api.openapi import install_openapi
 from cds_service.config import AuthMode, Settings
 from cds_service.runtime import Runtime
 from cds_service.web import web_router
@@ -54,6 +55,7 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(admin_router(runtime.store, settings))
     app.include_router(services.router)
     app.include_router(health.router)

@@ -6,6 +6,7 @@ clinical logic (tiers and outcomes come from the rules).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class SourceSpec(_Spec):
 class OverrideSpec(_Spec):
     code: str = Field(min_length=1)
     display: str = Field(min_length=1)
+    # Outcomes, or for data-quality cards the blocked rule ids, this reason fits; empty: all.
+    applies_to: tuple[str, ...] = ()
 
 
 class LinkSpec(_Spec):
@@ -118,13 +121,49 @@ class NumberView:
     source: str | None
 
     def __str__(self) -> str:
+        if self.unit == "d" and isinstance(self.value, int | float) and not isinstance(
+                self.value, bool):
+            return days_in_words(self.value)
+        if isinstance(self.value, str) and _INSTANT.fullmatch(self.value):
+            return f"{self.value[:10]} {self.value[11:16]} UTC"
         if isinstance(self.value, float):
-            text = f"{self.value:.1f}".rstrip("0").rstrip(".") if self.value % 1 else (
-                f"{self.value:.0f}")
+            # As computed (a mean drop of 1.25 is not 1.2), to three decimals at most.
+            text = f"{self.value:.3f}".rstrip("0").rstrip(".")
         else:
             text = str(self.value)
         return f"{text} {self.unit}" if self.unit and self.unit not in ("a",) else (
             f"{text} years" if self.unit == "a" else text)
+
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z")
+_TABLE_ROW = re.compile(r"^\s*\|")
+
+
+def days_in_words(days: float) -> str:
+    """Whole days in words: "today", "in 1 day", "in 152 days", "5 days ago"."""
+    whole = int(days)
+    if whole == 0:
+        return "today"
+    unit = "day" if abs(whole) == 1 else "days"
+    return f"in {whole} {unit}" if whole > 0 else f"{-whole} {unit} ago"
+
+
+def count_of(number: object, noun: str) -> str:
+    """ "1 agent", "2 agents": a count with its noun."""
+    value = number.value if isinstance(number, NumberView) else number
+    plural = noun if value == 1 else f"{noun}s"
+    return f"{number} {plural}"
+
+
+def blank_line_before_tables(text: str) -> str:
+    """Markdown needs a blank line before a table, whatever a template's whitespace did."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if _TABLE_ROW.match(line) and out and out[-1].strip() and not _TABLE_ROW.match(out[-1]):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
 
 
 class _WorstCaseNumbers(Mapping[str, NumberView]):
@@ -180,6 +219,7 @@ class Catalogue:
             undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
         )
         self._env.filters["md"] = _md
+        self._env.filters["count_of"] = count_of
         # Compiling a template costs more than rendering it: compile each text once.
         self._templates: dict[str, Any] = {}
 
@@ -317,15 +357,17 @@ class Catalogue:
         if len(summary) > SUMMARY_MAX:
             summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
         parts = [self._render(spec.detail, context, f"{where} detail")]
-        note_lines = [
-            "- " + self._render(family.notes[key], context, f"{where} note {key}")
+        # A note whose text is empty is said elsewhere (the pump safety reminders).
+        rendered_notes = [
+            self._render(family.notes[key], context, f"{where} note {key}")
             for key in finding.notes if key in family.notes
         ]
+        note_lines = ["- " + text for text in rendered_notes if text]
         if note_lines:
             parts.append("**Notes**\n\n" + "\n".join(note_lines))
         if family.pump_card or (finding.device_ref is not None):
             parts.append(self._render(self.common.safety_reminders, context, "safety"))
-        detail = "\n\n".join(p for p in parts if p)
+        detail = blank_line_before_tables("\n\n".join(p for p in parts if p))
         source_key = spec.source or family.source
         src = self.common.sources[source_key]
         topic = Coding(system=self.common.code_system, code=finding.rule, display=family.topic)
@@ -344,6 +386,8 @@ class Catalogue:
             overrideReasons=[
                 OverrideReason(system=self.common.code_system, code=o.code, display=o.display)
                 for o in family.override_reasons
+                if not o.applies_to or finding.outcome in o.applies_to
+                or (finding.blocks is not None and finding.blocks in o.applies_to)
             ],
             links=[Link(label=link.label, url=link.url, type="absolute")
                    for link in family.links],

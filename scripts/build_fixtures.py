@@ -2280,6 +2280,142 @@ def mixed_malformed_entry_skipped() -> Scenario:
                 "ago still gives the warning.", [refill_card("due-soon", "warning")])
 
 
+# ----- found by the independent review (each would have caught one of its findings)
+
+
+def dose_range(res: Json, low_mg: float, high_mg: float) -> Json:
+    """Rewrite an oral order's dose as a doseRange (e.g. "10-20 mg four times a day")."""
+    dosage = res["dosageInstruction"][0]
+    dosage["doseAndRate"] = [{"doseRange": {"low": qty(low_mg, "mg"), "high": qty(high_mg, "mg")}}]
+    dosage["text"] = f"{low_mg:g}-{high_mg:g} mg by mouth four times a day"
+    return res
+
+
+@scenario
+def refill_trap_breast_explant_not_pump_removal() -> Scenario:
+    c = pump_chart("refill-trap-breast-explant-not-pump-removal", A_JUN)
+    c.standard_pump(last_refill_days=-94)
+    c.procedure(concept(coding(CPT, "19328", "Removal of intact breast implant"),
+                        text="Explant of bilateral breast implants"), -10)
+    return make(c, "refill", "Breast implant explant is not a pump removal",
+                "Pump alarm date passed 4 days ago. Ten days ago she had her breast implants "
+                "explanted (CPT 19328, text 'Explant ...'): that removes no pump, so the pump "
+                "is still there and overdue.", [refill_card("overdue", "critical")])
+
+
+@scenario
+def refill_trap_insulin_pump_refill() -> Scenario:
+    c = pump_chart("refill-trap-insulin-pump-refill", A_OCT)
+    c.condition("hypertension", code=concept(coding(ICD10, "E10.9", "Type 1 diabetes mellitus")))
+    c.standard_pump(last_refill_days=-94)
+    c.procedure(concept(text="Insulin pump refill and infusion set change"), -3)
+    return make(c, "refill", "An insulin pump refill does not reset the ITB refill clock",
+                "Type 1 diabetic with an ITB pump last refilled 94 days ago (alarm passed 4 "
+                "days ago). Three days ago the diabetes nurse charted an 'Insulin pump refill': "
+                "the ITB pump is still overdue.", [refill_card("overdue", "critical")])
+
+
+@scenario
+def refill_duplicate_device_records() -> Scenario:
+    c = pump_chart("refill-duplicate-device-records", A_JAN)
+    dev = c.standard_pump(last_refill_days=-86)
+    duplicate = {k: v for k, v in dev.items() if k != "id"}
+    duplicate["id"] = c.new_id("dev")
+    duplicate["udiCarrier"] = [{"deviceIdentifier": "00643169123456"}]
+    c.add("devices", duplicate)
+    return make(c, "refill", "One pump, two active Device rows",
+                "The UDI interface created a second active Device for the same SynchroMed II "
+                "8637-20 (no implant procedure of its own). Refill due in 4 days: one warning, "
+                "not two, and no 'implant date missing' card for the duplicate.",
+                [refill_card("due-soon", "warning")])
+
+
+@scenario
+def refill_trap_morphine_pain_pump() -> Scenario:
+    c = chart("refill-trap-morphine-pain-pump", A_MAR, age=61)
+    c.condition("hypertension", code=concept(coding(ICD10, "G89.4", "Chronic pain syndrome")))
+    dev = c.pump(implant=years_before(A_MAR, 2, 40))
+    c.refill(-94, device=dev, concentration=25000)
+    c.add("medicationRequests", {
+        "resourceType": "MedicationRequest",
+        "id": c.new_id("mr-it"),
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": concept(
+            coding(RXNORM, "1010896", "morphine sulfate 25 MG/ML Injectable Solution"),
+            text="Morphine 25 mg/mL intrathecal"),
+        "subject": c.subject,
+        "authoredOn": at(A_MAR, -300),
+        "dosageInstruction": [{"route": INTRATHECAL_ROUTE,
+                               "doseAndRate": [{"rateQuantity": qty(2, "mg/d", "mg/d")}]}],
+    })
+    return make(c, "refill", "A SynchroMed II that holds morphine is no ITB pump",
+                "Chronic pain patient whose SynchroMed II delivers intrathecal morphine; no "
+                "intrathecal baclofen anywhere. Its refill and battery belong to the pain team: "
+                "no ITB card of any kind.", [])
+
+
+@scenario
+def candidacy_epidural_steroid_is_not_a_trial() -> Scenario:
+    c = chart("candidacy-epidural-steroid-is-not-a-trial", A_OCT, age=46)
+    c.condition("cp")
+    c.condition("hypertension", code=concept(coding(ICD10, "M54.16",
+                                                    "Radiculopathy, lumbar region")))
+    c.oral("baclofen10", 10, 3, status="stopped", reason_code=DROWSY,
+           reason_text="Drowsiness")
+    c.procedure(concept(coding(CPT, "62323", "Injection(s), epidural, lumbar, with imaging"),
+                        text="Lumbar epidural steroid injection"), -2,
+                note="Triamcinolone 80 mg interlaminar L4-5 epidural steroid injection")
+    return make(c, "candidacy", "An epidural steroid injection (CPT 62323) is not a trial",
+                "Oral baclofen stopped for drowsiness. Two days ago a lumbar epidural steroid "
+                "injection was coded 62323, the same code a baclofen trial may carry: without "
+                "baclofen it is no trial, so candidacy still speaks.", [CANDIDATE])
+
+
+@scenario
+def candidacy_text_only_clinical_status() -> Scenario:
+    c = chart("candidacy-text-only-clinical-status", A_DEC, age=41, gender="male")
+    cond = c.condition("cp")
+    cond["clinicalStatus"] = {"text": "Active"}
+    del cond["verificationStatus"]
+    c.statement("tizanidine", 4, 3, "stopped", "Drowsiness")
+    return make(c, "candidacy", "Condition status sent as text only",
+                "The EHR sends clinicalStatus as the text 'Active' with no coding and no "
+                "verificationStatus. Tizanidine was stopped for drowsiness: a candidate.",
+                [CANDIDATE])
+
+
+@scenario
+def candidacy_dose_range_low_end_at_maximum() -> Scenario:
+    c = chart("candidacy-dose-range-low-end-at-maximum", A_MAR, age=50)
+    c.condition("ms")
+    dose_range(c.oral("baclofen20", 20, 4, start_days=-200), 20, 30)
+    return make(c, "candidacy", "Dose range whose low end is already the maximum",
+                "Baclofen 20-30 mg four times a day: even the low end is 80 mg/day, the adult "
+                "maximum, and she is still spastic.", [CANDIDATE])
+
+
+@scenario
+def dq_oral_dose_range_straddles_maximum() -> Scenario:
+    c = chart("dq-oral-dose-range-straddles-maximum", A_JUN, age=40)
+    c.condition("cp")
+    dose_range(c.oral("baclofen20", 20, 4, start_days=-200), 10, 20)
+    return make(c, "data-quality", "Dose range across the maximum: do not guess",
+                "Baclofen 10-20 mg four times a day is 40-80 mg/day: whether she reached the "
+                "80 mg maximum cannot be said. A data-quality card, not a candidacy card.",
+                [DQ_CANDIDACY])
+
+
+@scenario
+def candidacy_trap_dose_range_below_maximum() -> Scenario:
+    c = chart("candidacy-trap-dose-range-below-maximum", A_JAN, age=35)
+    c.condition("cp")
+    dose_range(c.oral("baclofen10", 10, 4, start_days=-200), 5, 10)
+    return make(c, "candidacy", "Dose range wholly below the maximum",
+                "Baclofen 5-10 mg four times a day (20-40 mg/day): well below the maximum "
+                "whatever was taken, and nothing else failed. No card.", [])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

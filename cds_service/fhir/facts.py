@@ -98,13 +98,26 @@ def concepts(items: Iterable[Any] | None) -> tuple[Concept, ...]:
     return tuple(concept(cc) for cc in items or ())
 
 
+# The FHIR code words of Condition/AllergyIntolerance clinicalStatus and verificationStatus:
+# an EHR that sends only text ("Active") still means one of them.
+STATUS_WORDS = frozenset({
+    "active", "recurrence", "relapse", "inactive", "remission", "resolved",
+    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error",
+})
+
+
 def status_code(cc: Any) -> str | None:
-    """The code of a status CodeableConcept (clinicalStatus, verificationStatus)."""
+    """The code of a status CodeableConcept (clinicalStatus, verificationStatus); a text-only
+    status is read when it is one of the FHIR code words (case-insensitive)."""
     if cc is None:
         return None
     for c in cc.coding or ():
         if c.code:
             return str(c.code)
+    for text in (cc.text, *(c.display for c in cc.coding or ())):
+        word = "-".join(str(text or "").strip().lower().split())
+        if word in STATUS_WORDS:
+            return word
     return None
 
 
@@ -167,11 +180,14 @@ def timing(t: Any) -> Timing | None:
 def dosage(d: Any) -> Dosage:
     dose = rate = None
     rate_ratio = None
+    dose_low = dose_high = None
     first = d.doseAndRate[0] if d.doseAndRate else None
     if first is not None:
         dose = quantity(first.doseQuantity)
         if dose is None and first.doseRange is not None:
-            dose = quantity(first.doseRange.high)
+            dose_low, dose_high = quantity(first.doseRange.low), quantity(first.doseRange.high)
+            if dose_low is not None and dose_low == dose_high:
+                dose, dose_low, dose_high = dose_low, None, None
         rate = quantity(first.rateQuantity)
         rate_ratio = ratio(first.rateRatio)
         if rate is None and rate_ratio is not None:
@@ -187,6 +203,8 @@ def dosage(d: Any) -> Dosage:
         rate_ratio=rate_ratio,
         as_needed=bool(d.asNeededBoolean) or d.asNeededCodeableConcept is not None,
         method=maybe_concept(d.method),
+        dose_low=dose_low,
+        dose_high=dose_high,
     )
 
 

@@ -69,11 +69,15 @@ class Dosage:
     text: str | None = None
     route: Concept | None = None
     timing: Timing | None = None
-    dose: Quantity | None = None  # doseQuantity (doseRange.high when only a range is given)
+    dose: Quantity | None = None  # doseQuantity (a doseRange only when low == high)
     rate: Quantity | None = None  # rateQuantity, or rateRatio numerator per denominator
     rate_ratio: Ratio | None = None
     as_needed: bool = False
     method: Concept | None = None
+    # doseRange low/high when the range is a real range (dose is then None): the daily dose
+    # is not known, only its bounds.
+    dose_low: Quantity | None = None
+    dose_high: Quantity | None = None
 
 
 @dataclass(frozen=True, slots=True)

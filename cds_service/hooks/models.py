@@ -235,6 +235,14 @@ class FeedbackItem(_In):
     overrideReason: FeedbackReason | None = None
     outcomeTimestamp: datetime
 
+    @field_validator("outcomeTimestamp", mode="before")
+    @classmethod
+    def _instant_text(cls, value: Any) -> Any:
+        # FHIR instants are strings; pydantic's lax mode would read 0 as 1970-01-01.
+        if not isinstance(value, str | datetime):
+            raise ValueError("outcomeTimestamp must be an ISO 8601 instant")
+        return value
+
     @field_validator("outcomeTimestamp")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:

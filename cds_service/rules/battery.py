@@ -8,7 +8,7 @@ from cds_service.config import Settings
 from cds_service.fhir.record import PatientRecord
 from cds_service.rules.chart import label, observations_of, when
 from cds_service.rules.dataquality import missing_data
-from cds_service.rules.dates import add_months, add_years, iso_date
+from cds_service.rules.dates import add_months, add_years, calendar_days_until, iso_date
 from cds_service.rules.finding import Evidence, Finding, Number, Tier
 from cds_service.rules.pump import (
     Pump,
@@ -104,7 +104,7 @@ def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settin
         return missing_data(RULE_ID, ("implant date of the pump (the implant procedure)",),
                             evidence=tuple(evidence), notes=tuple(notes) + pump_notes,
                             device_ref=pump.ref)
-    evidence.append(Evidence(what=f"Implant: {label(pump.implant.code, 'pump implant')}",
+    evidence.append(Evidence(what=f"Implant: {label(pump.implant.code, 'pump implant', terms)}",
                              reference=pump.implant.ref, date=when(implanted)))
     if pump.model is not None and pump.model.service_life_years:
         life = pump.model.service_life_years
@@ -120,7 +120,7 @@ def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settin
         Number("implantDate", iso_date(implanted), source=pump.implant.ref),
         Number("serviceLifeYears", life, "a", life_source),
         Number("endOfServiceDate", iso_date(eos)),
-        Number("daysUntilEndOfService", round((eos - now).total_seconds() / 86400.0, 1), "d"),
+        Number("daysUntilEndOfService", calendar_days_until(eos, now), "d"),
     ]
     if eri is not None:
         numbers.append(Number("eriDate", iso_date(eri[0]), source=eri[1]))

@@ -22,9 +22,10 @@ from cds_service.rules.chart import (
 )
 from cds_service.rules.dataquality import missing_data
 from cds_service.rules.dates import add_months, iso_date
-from cds_service.rules.dose import daily_dose_mg
+from cds_service.rules.dose import daily_dose_bounds_mg, daily_dose_mg, reaches_maximum
 from cds_service.rules.finding import Evidence, Finding, Number, Tier
 from cds_service.rules.pump import pump_history
+from cds_service.rules.trial import trial_procedure_match
 from cds_service.terminology import Terminology
 
 RULE_ID = "itb-candidacy"
@@ -93,6 +94,25 @@ def _agent_of_concept(concept: object, terms: Terminology) -> str | None:
     return found.group if found is not None else None
 
 
+def _from_range(agent: _Agent, m: MedicationFact) -> tuple[float, float] | None:
+    """A doseRange decides only when the whole range is on one side of the maximum. Returns
+    the end that decides (the low end at/above, the high end below) and the low end (what
+    the order surely gives, for a sum over orders)."""
+    bounds = daily_dose_bounds_mg(m)
+    if bounds is None or agent.max_mg is None:
+        return None
+    verdict = reaches_maximum(bounds, agent.max_mg)
+    if verdict is None:
+        return None
+    if verdict:
+        assert bounds.low_mg is not None
+        agent.failure = agent.failure or medication_evidence(
+            m, f"dose range: at least {bounds.low_mg:g} mg/day (maximum {agent.max_mg:g} mg/day)")
+        return bounds.low_mg, bounds.low_mg
+    assert bounds.high_mg is not None
+    return bounds.high_mg, bounds.low_mg or 0.0
+
+
 def _failures(record: PatientRecord, now: datetime, settings: Settings, terms: Terminology,
               age: int | None) -> dict[str, _Agent]:
     agents: dict[str, _Agent] = {}
@@ -128,12 +148,16 @@ def _failures(record: PatientRecord, now: datetime, settings: Settings, terms: T
             if any(d.as_needed for d in m.dosages):
                 continue  # an as-needed ceiling is not a dose taken
             daily = daily_dose_mg(m)
+            floor = daily
             if daily is None:
-                agent.uncomputable.append(m)
-                continue
+                decided = _from_range(agent, m)
+                if decided is None:
+                    agent.uncomputable.append(m)
+                    continue
+                daily, floor = decided
             agent.top_daily_mg = max(agent.top_daily_mg or 0.0, daily)
             if status == "active" and m.kind == "MedicationRequest" and not m.draft:
-                active_sum += daily
+                active_sum += floor or 0.0  # a range adds only what it surely gives
             if agent.max_mg is not None and daily >= agent.max_mg - 1e-9:
                 agent.failure = agent.failure or medication_evidence(
                     m, f"{daily:g} mg/day (maximum {agent.max_mg:g} mg/day)")
@@ -193,7 +217,7 @@ def _already_on_pathway(record: PatientRecord, terms: Terminology) -> bool:
         if (s.status or "").lower() in _OPEN_REQUEST and terms.match(
                 "itb-evaluation-request", s.code) is not None:
             return True
-    if any(procedure_done(p) and terms.match("itb-trial-procedure", p.code) is not None
+    if any(procedure_done(p) and trial_procedure_match(p, record, terms) is not None
            for p in record.procedures):
         return True
     return any(

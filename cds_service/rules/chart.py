@@ -76,7 +76,10 @@ def active_conditions(record: PatientRecord, terms: Terminology, value_set: str
     return out
 
 
-def label(concept: Concept | None, fallback: str = "") -> str:
+def label(concept: Concept | None, fallback: str = "", terms: Terminology | None = None
+          ) -> str:
+    """What a card calls a concept: its text, a display, the value sets' display of its code
+    (a bare local code such as "itb-pump-refill" is not a label), else the fallback."""
     if concept is None:
         return fallback
     if concept.text:
@@ -84,8 +87,13 @@ def label(concept: Concept | None, fallback: str = "") -> str:
     for coding in concept.codings:
         if coding.display:
             return coding.display
+    if terms is not None:
+        for coding in concept.codings:
+            found = terms.display_of(coding)
+            if found is not None:
+                return found
     for coding in concept.codings:
-        if coding.code:
+        if coding.code and (terms is None or not terms.is_local(coding, coding.code)):
             return coding.code
     return fallback
 

@@ -39,6 +39,16 @@ def iso_date(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
+def iso_instant(moment: datetime) -> str:
+    """An instant in UTC, ISO 8601 / FHIR dateTime with Z ("2026-06-16T14:00:00Z")."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def calendar_days_until(moment: datetime, now: datetime) -> int:
+    """Whole days from today to the moment's day (both UTC), as a card shows the date."""
+    return (moment.astimezone(UTC).date() - now.astimezone(UTC).date()).days
+
+
 def days_until(moment: datetime, now: datetime) -> float:
     return (moment - now).total_seconds() / 86400.0
 

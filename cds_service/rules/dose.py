@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from cds_service.fhir.record import Concept, Dosage, MedicationFact, Quantity, Timing
 
@@ -173,3 +174,62 @@ def daily_dose_mcg(fact: MedicationFact, per_form_mcg: float | None = None) -> f
 def daily_dose_mg(fact: MedicationFact, per_form_mcg: float | None = None) -> float | None:
     mcg = daily_dose_mcg(fact, per_form_mcg)
     return None if mcg is None else mcg / 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class DoseBounds:
+    """A daily dose known only between two bounds (a doseRange); None: that end is unknown."""
+
+    low_mg: float | None
+    high_mg: float | None
+
+
+def _line_bounds(dosage: Dosage, per_form_mcg: float | None, medication: Concept | None
+                 ) -> tuple[float | None, float | None] | None:
+    exact = dosage_mcg_per_day(dosage, per_form_mcg, medication)
+    if exact is not None:
+        return exact, exact
+    if dosage.dose is not None or dosage.rate is not None or (
+            dosage.dose_low is None and dosage.dose_high is None):
+        return None
+    per_day = administrations_per_day(dosage.timing)
+    if per_day is None:
+        return None
+    low = dose_mcg(dosage.dose_low, per_form_mcg, medication)
+    high = dose_mcg(dosage.dose_high, per_form_mcg, medication)
+    return (None if low is None else low * per_day, None if high is None else high * per_day)
+
+
+def daily_dose_bounds_mg(fact: MedicationFact) -> DoseBounds | None:
+    """Bounds of the daily dose when a line gives a doseRange; None when even those are not
+    computable. An exact dose gives equal bounds."""
+    per_form_mcg = None
+    if fact.strength is not None:
+        num = mass_mcg(fact.strength.numerator)
+        den = fact.strength.denominator
+        if num is not None and (den is None or den.value in (None, 1.0)):
+            per_form_mcg = num
+    low: float | None = 0.0
+    high: float | None = 0.0
+    seen = False
+    for dosage in fact.dosages:
+        line = _line_bounds(dosage, per_form_mcg, fact.medication)
+        if line is None:
+            return None
+        seen = True
+        low = None if low is None or line[0] is None else low + line[0]
+        high = None if high is None or line[1] is None else high + line[1]
+    if not seen or (low is None and high is None):
+        return None
+    return DoseBounds(None if low is None else low / 1000.0,
+                      None if high is None else high / 1000.0)
+
+
+def reaches_maximum(bounds: DoseBounds, max_mg: float) -> bool | None:
+    """True when even the low end reaches the maximum, False when even the high end stays
+    below it, None when the range straddles it (or the deciding end is unknown): no guess."""
+    if bounds.low_mg is not None and bounds.low_mg >= max_mg - 1e-9:
+        return True
+    if bounds.high_mg is not None and bounds.high_mg < max_mg - 1e-9:
+        return False
+    return None

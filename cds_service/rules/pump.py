@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from cds_service.fhir.record import DeviceFact, PatientRecord, ProcedureFact
+from cds_service.fhir.record import Concept, DeviceFact, PatientRecord, ProcedureFact
 from cds_service.rules.chart import (
     CURRENT_MEDICATION,
+    is_intrathecal,
     is_intrathecal_baclofen,
     medication_is_void,
     oral_agent,
@@ -22,10 +23,30 @@ class Pump:
     device: DeviceFact | None
     implant: ProcedureFact | None
     model: PumpModel | None
+    # Other active Device records of the same pump (an interface duplicate): one pump, one card.
+    duplicates: tuple[str, ...] = ()
 
     @property
     def implanted(self) -> datetime | None:
         return self.implant.performed if self.implant is not None else None
+
+    @property
+    def device_refs(self) -> frozenset[str]:
+        own = {self.device.ref} if self.device is not None else set()
+        return frozenset(own | set(self.duplicates))
+
+
+_PROCEDURE_SETS = ("itb-pump-implant", "itb-pump-refill", "itb-pump-removal",
+                   "itb-trial-procedure")
+# A refill whose text only says "pump refill" counts only when linked to the ITB pump.
+NEEDS_PUMP_LINK = "needs-pump-link"
+
+
+def _coded_as_other(p: ProcedureFact, terms: Terminology, value_set: str) -> bool:
+    """The procedure's code puts it in another ITB procedure value set: text cannot move it."""
+    return terms.match_code(value_set, p.code) is None and any(
+        terms.match_code(other, p.code) is not None for other in _PROCEDURE_SETS
+        if other != value_set)
 
 
 def _procedures(record: PatientRecord, terms: Terminology, value_set: str
@@ -34,6 +55,7 @@ def _procedures(record: PatientRecord, terms: Terminology, value_set: str
         p for p in record.procedures
         if procedure_done(p) and p.performed is not None
         and terms.match(value_set, p.code) is not None
+        and not _coded_as_other(p, terms, value_set)
     ]
     return sorted(done, key=lambda p: p.performed or datetime.min)
 
@@ -48,8 +70,31 @@ def removals(record: PatientRecord, terms: Terminology) -> list[ProcedureFact]:
     return _procedures(record, terms, "itb-pump-removal")
 
 
-def refills(record: PatientRecord, terms: Terminology) -> list[ProcedureFact]:
-    return _procedures(record, terms, "itb-pump-refill")
+def refills(record: PatientRecord, terms: Terminology,
+            pump_refs: frozenset[str] = frozenset()) -> list[ProcedureFact]:
+    """Completed ITB refills; one named only "pump refill" needs a focalDevice in pump_refs."""
+    out = []
+    for p in _procedures(record, terms, "itb-pump-refill"):
+        found = terms.match("itb-pump-refill", p.code)
+        if found is not None and found.group == NEEDS_PUMP_LINK and not (
+                set(p.focal_devices) & pump_refs):
+            continue
+        out.append(p)
+    return out
+
+
+def refill_booking_matches(terms: Terminology, concept: Concept | None,
+                           *text: str | None) -> bool:
+    """An appointment/request for an ITB refill (the bare "pump refill" wording is not)."""
+    found = terms.match("itb-pump-refill", concept, *text)
+    return found is not None and found.group != NEEDS_PUMP_LINK
+
+
+def other_intrathecal_therapy_only(record: PatientRecord, terms: Terminology) -> bool:
+    """Intrathecal drugs on file and none is baclofen: the pump is, e.g., a morphine pain pump."""
+    intrathecal = [m for m in record.medications
+                   if not medication_is_void(m) and is_intrathecal(m, terms)]
+    return bool(intrathecal) and not any(is_intrathecal_baclofen(m, terms) for m in intrathecal)
 
 
 def pump_devices(record: PatientRecord, terms: Terminology) -> list[DeviceFact]:
@@ -104,6 +149,8 @@ def active_pumps(record: PatientRecord, terms: Terminology) -> list[Pump]:
 
     A device that is not active, or an implant followed by a completed removal, is no pump.
     """
+    if other_intrathecal_therapy_only(record, terms):
+        return []
     implant_list = implants(record, terms)
     removal_list = removals(record, terms)
     devices = pump_devices(record, terms)
@@ -119,7 +166,7 @@ def active_pumps(record: PatientRecord, terms: Terminology) -> list[Pump]:
                 continue
             model = device_model(device, terms)
             pumps.append(Pump(device.ref, device, implant, model))
-        return pumps
+        return _merge_duplicates(pumps)
     if not implant_list:
         return []
     last = implant_list[-1]
@@ -128,6 +175,38 @@ def active_pumps(record: PatientRecord, terms: Terminology) -> list[Pump]:
     model = terms.pump_model(last.code.words(), *(c.words() for c in last.used_codes),
                              *last.notes)
     return [Pump(last.ref, None, last, model)]
+
+
+def _same_pump(a: Pump, b: Pump) -> bool:
+    """Two active Device records of one pump: same model number or same names, and not two
+    implant episodes (each linked to its own implant procedure)."""
+    if a.device is None or b.device is None:
+        return False
+    if a.implant is not None and b.implant is not None and a.implant.ref != b.implant.ref:
+        return False
+    model_a = (a.device.model_number or "").strip().lower()
+    model_b = (b.device.model_number or "").strip().lower()
+    if model_a and model_b:
+        return model_a == model_b
+    names_a = {n.strip().lower() for n in a.device.names if n.strip()}
+    names_b = {n.strip().lower() for n in b.device.names if n.strip()}
+    return bool(names_a) and names_a == names_b
+
+
+def _merge_duplicates(pumps: list[Pump]) -> list[Pump]:
+    # The record with an implant procedure (then the first) stands for the pump.
+    ordered = sorted(pumps, key=lambda p: p.implant is None)
+    merged: list[Pump] = []
+    for pump in ordered:
+        for i, kept in enumerate(merged):
+            if _same_pump(kept, pump):
+                merged[i] = replace(kept, duplicates=(*kept.duplicates, pump.ref),
+                                    model=kept.model or pump.model)
+                break
+        else:
+            merged.append(pump)
+    order = {p.ref: i for i, p in enumerate(pumps)}
+    return sorted(merged, key=lambda p: order[p.ref])
 
 
 def pump_history(record: PatientRecord, terms: Terminology) -> bool:

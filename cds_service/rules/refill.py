@@ -16,10 +16,16 @@ from cds_service.rules.chart import (
     when,
 )
 from cds_service.rules.dataquality import missing_data
-from cds_service.rules.dates import add_days, iso_date
+from cds_service.rules.dates import add_days, calendar_days_until, iso_date
 from cds_service.rules.dose import daily_dose_mcg, mass_mcg, rate_mcg_per_day
 from cds_service.rules.finding import Evidence, Finding, Number, Tier
-from cds_service.rules.pump import Pump, active_pumps, has_backup_oral_baclofen, refills
+from cds_service.rules.pump import (
+    Pump,
+    active_pumps,
+    has_backup_oral_baclofen,
+    refill_booking_matches,
+    refills,
+)
 from cds_service.terminology import Terminology
 
 RULE_ID = "itb-refill"
@@ -122,25 +128,27 @@ def _booking(record: PatientRecord, terms: Terminology, after: datetime, due: da
             continue
         if not (a.start >= after and a.start >= now - _SAME_VISIT and a.start <= due):
             continue
-        if any(terms.match("itb-pump-refill", c) for c in a.codes) or terms.match_text(
-                "itb-pump-refill", a.description):
+        if any(refill_booking_matches(terms, c) for c in a.codes) or refill_booking_matches(
+                terms, None, a.description):
             found.append((a.start, a.ref))
     for s in record.service_requests:
         if (s.status or "").lower() != "active" or s.occurrence is None:
             continue
-        if s.occurrence >= after and s.occurrence <= due and terms.match(
-                "itb-pump-refill", s.code):
+        if s.occurrence >= after and s.occurrence <= due and refill_booking_matches(
+                terms, s.code):
             found.append((s.occurrence, s.ref))
     return min(found) if found else None
 
 
 def _refill_for(pump: Pump, record: PatientRecord, terms: Terminology, now: datetime,
                 multiple: bool) -> ProcedureFact | None:
-    done = [p for p in refills(record, terms) if p.performed is not None and p.performed <= now]
+    done = [p for p in refills(record, terms, pump.device_refs)
+            if p.performed is not None and p.performed <= now]
     if pump.implanted is not None:
         done = [p for p in done if p.performed is not None and p.performed >= pump.implanted]
     if multiple and pump.device is not None:
-        done = [p for p in done if not p.focal_devices or pump.device.ref in p.focal_devices]
+        done = [p for p in done
+                if not p.focal_devices or set(p.focal_devices) & pump.device_refs]
     return done[-1] if done else None
 
 
@@ -172,7 +180,7 @@ def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settin
     if last_proc is not None and last_proc.performed is not None:
         last = last_proc.performed
         refs = {last_proc.ref}
-        evidence.append(Evidence(what=f"Last refill: {label(last_proc.code, 'refill')}",
+        evidence.append(Evidence(what=f"Last refill: {label(last_proc.code, 'refill', terms)}",
                                  reference=last_proc.ref, date=when(last)))
         numbers.append(Number("lastRefillDate", iso_date(last), source=last_proc.ref))
     elif pump.implant is not None and pump.implanted is not None:
@@ -273,7 +281,7 @@ def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settin
         Number("stabilityLimitDate", iso_date(dates.stability_limit),
                source="setting refill.max_interval_days"),
         Number("dueDate", iso_date(dates.due)),
-        Number("daysUntilDue", round((dates.due - now).total_seconds() / 86400.0, 1), "d"),
+        Number("daysUntilDue", calendar_days_until(dates.due, now), "d"),
     ]
 
     if now >= dates.empty:

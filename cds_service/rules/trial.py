@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from cds_service.config import Settings
 from cds_service.fhir.record import (
@@ -24,16 +24,17 @@ from cds_service.rules.chart import (
     quantity_of,
     when,
 )
-from cds_service.rules.dates import iso_date
+from cds_service.rules.dates import iso_date, iso_instant
 from cds_service.rules.dose import dose_mcg, mass_mcg
 from cds_service.rules.finding import Evidence, Finding, Number, Tier
 from cds_service.rules.pump import implants
-from cds_service.terminology import Terminology
+from cds_service.terminology import Match, Terminology
 
 RULE_ID = "itb-trial-outcome"
 RULE_VERSION = "1.0.0"
 OUTCOMES = ("positive", "negative-next-step", "negative-final", "undocumented", "adverse")
 NOTES = (
+    "overdose-review-first",
     "equivocal", "trial-dose-unknown", "effect-duration-unknown", "origin-spinal",
     "origin-cerebral", "origin-unknown", "implant-referral-open", "repeat-trial-open",
     "result-positive", "result-negative", "result-undetermined",
@@ -64,6 +65,18 @@ def _needs_baclofen_ok(p: ProcedureFact, record: PatientRecord, terms: Terminolo
     )
 
 
+def trial_procedure_match(p: ProcedureFact, record: PatientRecord, terms: Terminology
+                          ) -> Match | None:
+    """The itb-trial-procedure match of a procedure, with the baclofen link the generic
+    injection codes (CPT 62320-62327, 62311) need: an epidural steroid injection is no trial."""
+    found = terms.match("itb-trial-procedure", p.code)
+    if found is None:
+        return None
+    if "needs-baclofen" in found.tags and not _needs_baclofen_ok(p, record, terms):
+        return None
+    return found
+
+
 def _procedure_dose(p: ProcedureFact) -> float | None:
     for value in (*p.notes, *(c.words() for c in p.used_codes), p.code.words()):
         found = _MCG_IN_TEXT.search(value or "")
@@ -87,14 +100,12 @@ def _events(record: PatientRecord, now: datetime, settings: Settings, terms: Ter
     for p in record.procedures:
         if not procedure_done(p) or p.performed is None or not since <= p.performed <= now:
             continue
-        found = terms.match("itb-trial-procedure", p.code)
+        found = trial_procedure_match(p, record, terms)
         if found is None:
-            continue
-        if "needs-baclofen" in found.tags and not _needs_baclofen_ok(p, record, terms):
             continue
         dose = _procedure_dose(p)
         events.append((p.performed, p.ref, dose, Evidence(
-            what=f"Screening trial: {label(p.code, 'procedure')}", reference=p.ref,
+            what=f"Screening trial: {label(p.code, 'procedure', terms)}", reference=p.ref,
             code=found.token, date=when(p.performed),
             value=f"{dose:g} mcg" if dose is not None else None)))
     for m in record.medications:
@@ -107,7 +118,7 @@ def _events(record: PatientRecord, now: datetime, settings: Settings, terms: Ter
             continue
         dose = next((d for d in (dose_mcg(x.dose) for x in m.dosages) if d is not None), None)
         events.append((at, m.ref, dose, Evidence(
-            what=f"Intrathecal baclofen bolus: {label(m.medication, 'baclofen')}",
+            what=f"Intrathecal baclofen bolus: {label(m.medication, 'baclofen', terms)}",
             reference=m.ref, date=when(at), value=f"{dose:g} mcg" if dose is not None else None)))
     return sorted(events, key=lambda e: e[0])
 
@@ -124,6 +135,10 @@ def latest_trial(record: PatientRecord, now: datetime, settings: Settings, terms
     at = min(e[0] for e in same)
     return Trial(at, tuple(e[1] for e in same), doses[-1] if doses else None,
                  tuple(e[3] for e in same))
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return iso_instant(moment) if moment is not None else None
 
 
 def _linked(o: ObservationFact, trial: Trial) -> bool:
@@ -182,11 +197,20 @@ def _site(o: ObservationFact) -> str:
     return (o.body_site.text or "unspecified").strip().lower()
 
 
-def mas_mean_drop(observations: list[ObservationFact], trial_at: datetime
-                  ) -> tuple[float, int] | None:
-    """Mean drop over body sites with a baseline (24 h before) and a post score (1-8 h after)."""
-    baseline: dict[str, tuple[datetime, float]] = {}
-    post: dict[str, float] = {}
+@dataclass(frozen=True, slots=True)
+class SitePair:
+    """One body site's Modified Ashworth score before (baseline) and after the trial."""
+
+    site: str
+    before: ObservationFact
+    after: ObservationFact
+    drop: float
+
+
+def mas_pairs(observations: list[ObservationFact], trial_at: datetime) -> list[SitePair]:
+    """Per body site: the latest score in the 24 h before, the lowest 1-8 h after."""
+    baseline: dict[str, tuple[datetime, float, ObservationFact]] = {}
+    post: dict[str, tuple[float, ObservationFact]] = {}
     for o in observations:
         score = mas_score(o.value)
         if score is None or o.effective is None:
@@ -194,16 +218,36 @@ def mas_mean_drop(observations: list[ObservationFact], trial_at: datetime
         site = _site(o)
         if trial_at - timedelta(hours=24) <= o.effective <= trial_at:
             if site not in baseline or o.effective >= baseline[site][0]:
-                baseline[site] = (o.effective, score)
+                baseline[site] = (o.effective, score, o)
         elif trial_at + timedelta(hours=1) <= o.effective <= trial_at + timedelta(hours=8):
-            post[site] = min(score, post.get(site, score))
-    matched = [baseline[s][1] - post[s] for s in baseline if s in post]
-    if not matched:
+            if site not in post or score < post[site][0]:
+                post[site] = (score, o)
+    return [SitePair(s, baseline[s][2], post[s][1], baseline[s][1] - post[s][0])
+            for s in baseline if s in post]
+
+
+def mas_mean_drop(observations: list[ObservationFact], trial_at: datetime
+                  ) -> tuple[float, int] | None:
+    """Mean drop over body sites with a baseline (24 h before) and a post score (1-8 h after)."""
+    pairs = mas_pairs(observations, trial_at)
+    if not pairs:
         return None
-    return sum(matched) / len(matched), len(matched)
+    return sum(p.drop for p in pairs) / len(pairs), len(pairs)
 
 
-def _penn_drop(observations: list[ObservationFact], trial_at: datetime) -> float | None:
+def _score_text(o: ObservationFact) -> str | None:
+    score = mas_score(o.value)
+    if score is None:
+        return None
+    return "1+" if score == 1.5 else f"{score:g}"
+
+
+def _site_label(o: ObservationFact) -> str:
+    return label(o.body_site, "site not recorded")
+
+
+def _penn_drop(observations: list[ObservationFact], trial_at: datetime
+               ) -> tuple[float, ObservationFact, ObservationFact] | None:
     before = [o for o in observations if o.effective is not None
               and trial_at - timedelta(hours=24) <= o.effective <= trial_at]
     after = [o for o in observations if o.effective is not None
@@ -217,12 +261,13 @@ def _penn_drop(observations: list[ObservationFact], trial_at: datetime) -> float
             return float(o.value.strip())
         return None
 
-    base = [s for s in (score(o) for o in sorted(before, key=lambda x: x.effective or trial_at))
-            if s is not None]
-    post = [s for s in (score(o) for o in after) if s is not None]
+    base = [(v, o) for v, o in ((score(o), o) for o in sorted(
+        before, key=lambda x: x.effective or trial_at)) if v is not None]
+    post = [(v, o) for v, o in ((score(o), o) for o in after) if v is not None]
     if not base or not post:
         return None
-    return base[-1] - min(post)
+    lowest = min(post, key=lambda x: x[0])
+    return base[-1][0] - lowest[0], base[-1][1], lowest[1]
 
 
 def _overdose(record: PatientRecord, trial: Trial, now: datetime, terms: Terminology
@@ -232,14 +277,14 @@ def _overdose(record: PatientRecord, trial: Trial, now: datetime, terms: Termino
         if (e.actuality or "actual") == "potential" or e.date is None:
             continue
         if trial.at <= e.date <= now and terms.match("overdose-signs", e.event):
-            found.append(Evidence(what=label(e.event, "adverse event"), reference=e.ref,
+            found.append(Evidence(what=label(e.event, "adverse event", terms), reference=e.ref,
                                   date=when(e.date)))
     for c in record.conditions:
         at = c.onset or c.recorded
         if at is None or (c.verification_status or "") in ("entered-in-error", "refuted"):
             continue
         if trial.at <= at <= now and terms.match("overdose-signs", c.code):
-            found.append(Evidence(what=label(c.code, "condition"), reference=c.ref,
+            found.append(Evidence(what=label(c.code, "condition", terms), reference=c.ref,
                                   date=when(at)))
     return found
 
@@ -305,23 +350,31 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
             result = "negative"
     if result is None:
         mas = observations_of(record, terms, "modified-ashworth-scale")
-        drop = mas_mean_drop(mas, trial.at)
-        if drop is not None:
-            mean, sites = drop
+        pairs = mas_pairs(mas, trial.at)
+        if pairs:
+            mean, sites = sum(p.drop for p in pairs) / len(pairs), len(pairs)
             result = "positive" if mean >= settings.trial.mas_drop - 1e-9 else "negative"
             numbers += [Number("masMeanDrop", round(mean, 3), source="Modified Ashworth"),
                         Number("masSites", sites), Number("masDropThreshold",
                                                           settings.trial.mas_drop,
                                                           source="setting trial.mas_drop")]
-            evidence.append(Evidence(what="Modified Ashworth before/after the trial",
-                                     value=f"mean drop {mean:g} over {sites} site(s)"))
+            for pair in pairs:
+                for o, when_ in ((pair.before, "before"), (pair.after, "after")):
+                    evidence.append(Evidence(
+                        what=f"Modified Ashworth, {_site_label(o)}, {when_} the trial",
+                        reference=o.ref, date=_instant(o.effective), value=_score_text(o)))
     if result is None:
-        penn = _penn_drop(observations_of(record, terms, "penn-spasm-frequency"), trial.at)
-        if penn is not None:
+        found = _penn_drop(observations_of(record, terms, "penn-spasm-frequency"), trial.at)
+        if found is not None:
+            penn, penn_before, penn_after = found
             result = "positive" if penn >= settings.trial.penn_drop else "negative"
             numbers.append(Number("pennDrop", penn, source="Penn spasm frequency"))
-            evidence.append(Evidence(what="Penn spasm frequency before/after the trial",
-                                     value=f"drop {penn:g}"))
+            for o, when_ in ((penn_before, "before"), (penn_after, "after")):
+                q = quantity_of(o)
+                value = f"{q.value:g}" if q is not None and q.value is not None else str(o.value)
+                evidence.append(Evidence(what=f"Penn spasm frequency, {when_} the trial",
+                                         reference=o.ref, date=_instant(o.effective),
+                                         value=value))
 
     overdose = _overdose(record, trial, now, terms)
     hours_since = (now - trial.at).total_seconds() / 3600.0
@@ -357,10 +410,19 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
             if trial.dose_mcg is not None:
                 step = next(s for s in _STEPS if s > trial.dose_mcg)
                 numbers.append(Number("nextDoseMcg", step, "mcg", "label"))
-            numbers.append(Number("earliestRepeatDate", iso_date(trial.at + timedelta(hours=24))))
+            earliest = trial.at + timedelta(hours=24)
+            numbers.append(Number("earliestRepeatDate", iso_date(earliest)))
+            if earliest.astimezone(UTC).time() != time():
+                # A timed trial: "no sooner than 24 h after" is an instant, not a day.
+                numbers.append(Number("earliestRepeatAt", iso_instant(earliest)))
             if _open_request(record, terms, "itb-screening-trial", trial.at):
                 notes.append("repeat-trial-open")
                 suggest = False
+    if overdose and suggest and outcome in ("positive", "negative-next-step"):
+        # The overdose warning asks for a review before any further dose or implantation:
+        # the outcome card must not offer that next step meanwhile.
+        suggest = False
+        notes.append("overdose-review-first")
     origin = tuple(c.fact.ref for c in active_conditions(record, terms, "spasticity-origin"))
     findings: list[Finding] = []
     if result is not None or hours_since >= settings.trial.undocumented_after_hours:

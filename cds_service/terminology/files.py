@@ -42,6 +42,10 @@ class ValueSetFile(_File):
     codes: tuple[CodeEntry, ...] = ()
     text: tuple[TextEntry, ...] = ()
     exclude_text: tuple[str, ...] = ()
+    # Systems (keys of systems.yaml) whose codes decide: a concept carrying a code of one of
+    # them that is not in the value set is not rescued by the text fallback (a CPT-coded breast
+    # implant removal is not a pump removal because its text says "explant").
+    codes_decide: tuple[str, ...] = ()
 
 
 class PumpModelEntry(_File):

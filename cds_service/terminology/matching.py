@@ -95,6 +95,15 @@ class ValueSet:
             for rule in spec.text
         )
         self._exclude = tuple(phrase_pattern(p) for p in spec.exclude_text)
+        self._codes_decide = frozenset(systems.uri(key) for key in spec.codes_decide)
+
+    def display_of(self, system: str | None, code: str | None) -> str | None:
+        """The value set's display for a code it lists (exact codes only)."""
+        uri = self._systems.canonical(system)
+        if uri is None or not code:
+            return None
+        found = self._exact.get((uri, self._systems.normalise(uri, code)))
+        return found.display if found is not None else None
 
     def match_coding(self, system: str | None, code: str | None) -> Match | None:
         uri = self._systems.canonical(system)
@@ -129,13 +138,29 @@ class ValueSet:
                 return Match(value_set=self.name, via="text", group=rule.group, display=rule.label)
         return None
 
-    def match(self, concept: Concept | None, *extra_text: str | None) -> Match | None:
-        """Codes first; the text fallback reads the concept's text/displays and ``extra_text``."""
+    def match_code(self, concept: Concept | None) -> Match | None:
+        """Codes only, no text fallback."""
         if concept is not None:
             for coding in concept.codings:
                 found = self.match_coding(coding.system, coding.code)
                 if found is not None:
                     return found
+        return None
+
+    def decided_by_code(self, concept: Concept | None) -> bool:
+        """True when the concept carries a code of a system whose codes decide (none matched)."""
+        return concept is not None and bool(self._codes_decide) and any(
+            c.code and self._systems.canonical(c.system) in self._codes_decide
+            for c in concept.codings
+        )
+
+    def match(self, concept: Concept | None, *extra_text: str | None) -> Match | None:
+        """Codes first; the text fallback reads the concept's text/displays and ``extra_text``."""
+        found = self.match_code(concept)
+        if found is not None:
+            return found
+        if self.decided_by_code(concept):
+            return None
         words = concept.words() if concept is not None else ""
         extra = " ".join(t for t in extra_text if t)
         return self.match_text(f"{words} {extra}".strip())

@@ -146,6 +146,17 @@ class Terminology:
     def match(self, name: str, concept: Concept | None, *extra_text: str | None) -> Match | None:
         return self._value_sets[name].match(concept, *extra_text)
 
+    def match_code(self, name: str, concept: Concept | None) -> Match | None:
+        return self._value_sets[name].match_code(concept)
+
+    def display_of(self, coding: Coding) -> str | None:
+        """A readable name for a code that carries no display: the first value set listing it."""
+        for value_set in self._value_sets.values():
+            found = value_set.display_of(coding.system, coding.code)
+            if found is not None:
+                return found
+        return None
+
     def match_text(self, name: str, text: str | None) -> Match | None:
         return self._value_sets[name].match_text(text)
 

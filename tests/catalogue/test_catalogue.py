@@ -127,7 +127,7 @@ def broken(tmp_path: Path, family: str, old: str, new: str) -> Path:
 
 @pytest.mark.parametrize(("family", "old", "new", "message"), [
     ("refill", "indicator: critical", "indicator: severe", "outcomes.empty.indicator"),
-    ("battery", "version: 1.0.0", "version: one", "version"),
+    ("battery", "version: 1.1.0", "version: one", "version"),
     ("trial", "{{ n.trialDate }} has no", "{{ nope.trialDate }} has no",
      "outcomes.undocumented.summary"),
     ("candidacy", "summary: \"Consider", f"summary: \"{'Long ' * 30}Consider",

@@ -1,0 +1,125 @@
+"""One full service call in-process, against reading and writing the same JSON at all.
+
+Per chart size (bench/charts.py: small, typical, large, huge; a pump patient and one without),
+times what the route does for one patient-view call — ``orjson.loads`` + the nesting check,
+``Engine.invoke`` (wire model, prefetch, selective parse, rules, cards), the audit write to
+SQLite (committed, hash-chained) and ``orjson.dumps`` of the response — next to
+``orjson.loads`` + ``orjson.dumps`` of the same request body, in the same run, and prints the
+ratio. Every call carries a fresh hookInstance, so every audit write is a real insert.
+Targets: typical <= 3x, large <= 5x (printed, never asserted).
+
+    .venv/bin/python -m bench.call_bench [--repeat 30] [--sizes typical,large] [--profile SIZE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.charts import KINDS, SIZES, chart_request, resource_count
+from cds_service.api.body import nesting_depth_exceeds
+from cds_service.api.discovery import SERVICES_BY_ID
+from cds_service.config import Settings
+from cds_service.runtime import Runtime
+
+TARGETS = {"typical": 3.0, "large": 5.0}
+
+
+def _bodies(request: dict[str, Any], count: int) -> list[bytes]:
+    """``count`` serialised copies of the request, each with its own hookInstance."""
+    return [orjson.dumps({**request, "hookInstance": str(uuid.uuid4())}) for _ in range(count)]
+
+
+async def _timed(fn: Callable[[bytes], Awaitable[object]], bodies: list[bytes]) -> list[float]:
+    samples = []
+    for raw in bodies:
+        started = time.perf_counter()
+        await fn(raw)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def make_runtime(tmp: Path) -> Runtime:
+    from datetime import UTC, datetime
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp / 'audit.sqlite'}",
+        spool_path=tmp / "audit.spool",
+    )
+    # The charts are built around 15 June 2026 (scripts/build_fixtures.py A_JUN).
+    return Runtime.start(settings, lambda: datetime(2026, 6, 15, 9, 0, tzinfo=UTC))
+
+
+async def run(args: argparse.Namespace) -> None:
+    service = SERVICES_BY_ID["itb-patient-view"]
+    with tempfile.TemporaryDirectory(prefix="itb-bench-") as tmp:
+        rt = make_runtime(Path(tmp))
+        settings = rt.settings
+
+        async def full_call(raw: bytes) -> bytes:
+            body = orjson.loads(raw)
+            if nesting_depth_exceeds(body, settings.max_json_depth):
+                raise RuntimeError("bench chart too deep")
+            outcome = await rt.engine.invoke(service, body, None)
+            if outcome.status != 200 or outcome.record is None:
+                raise RuntimeError(f"bench call answered {outcome.status}: {outcome.body}")
+            rt.store.record_call(outcome.record)
+            return orjson.dumps(outcome.body)
+
+        async def round_trip(raw: bytes) -> bytes:
+            return orjson.dumps(orjson.loads(raw))
+
+        print(f"{'chart':<16}{'resources':>10}{'MB':>7}{'orjson rt ms':>14}{'full call ms':>14}"
+              f"{'ratio':>8}{'target':>8}   (medians of {args.repeat}; min ratio in brackets)")
+        for size in args.sizes:
+            repeat = max(5, args.repeat // 10) if size == "huge" else args.repeat
+            for kind in KINDS:
+                request = chart_request(size, kind)
+                bodies = _bodies(request, repeat + 3)
+                await full_call(bodies[0])  # warm-up: imports, caches, schema
+                await round_trip(bodies[1])
+                if args.profile == size:
+                    from pyinstrument import Profiler
+
+                    with Profiler(async_mode="enabled") as profiler:
+                        for raw in _bodies(request, repeat):
+                            await full_call(raw)
+                    profiler.print(show_all=False)
+                base = await _timed(round_trip, bodies[3:])
+                full = await _timed(full_call, bodies[3:][::-1])
+                ratio_med = statistics.median(full) / statistics.median(base)
+                ratio_min = min(full) / min(base)
+                target = TARGETS.get(size)
+                verdict = "" if target is None else (
+                    f"<= {target:g}x " + ("ok" if ratio_med <= target else "MISSED"))
+                print(f"{size + '-' + kind:<16}{resource_count(request):>10}"
+                      f"{len(bodies[0]) / 1e6:>7.2f}{statistics.median(base) * 1e3:>14.2f}"
+                      f"{statistics.median(full) * 1e3:>14.2f}{ratio_med:>7.1f}x"
+                      f" [{ratio_min:.1f}x] {verdict}")
+        await rt.engine.fhir.aclose()
+        await rt.jwks_http.aclose()
+        rt.store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help="comma-separated subset of " + ",".join(SIZES))
+    parser.add_argument("--profile", choices=list(SIZES), help="pyinstrument one size")
+    args = parser.parse_args()
+    args.sizes = [s for s in args.sizes.split(",") if s]
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The OpenAPI document, with the CDS Hooks bodies the routes read and write by hand.
+
+The routes parse their bodies themselves (size, content type and nesting limits come first),
+so FastAPI cannot see the models; they are added here from the same wire models that
+``itb-cds schema`` writes, with the FHIR OperationOutcome every error carries.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from cds_service.api.discovery import SERVICES_BY_ID
+from cds_service.hooks.models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
+
+REF = "#/components/schemas/{model}"
+ERROR_STATUSES = ("400", "401", "404", "405", "412", "413", "415", "500", "503")
+
+OPERATION_OUTCOME: dict[str, Any] = {
+    "type": "object",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+FEEDBACK_SUMMARY: dict[str, Any] = {
+    "type": "object",
+    "required": ["spooled", "stored", "duplicates", "unknownCards"],
+    "properties": {
+        name: {"type": "integer", "minimum": 0}
+        for name in ("spooled", "stored", "duplicates", "unknownCards")
+    },
+    "additionalProperties": False,
+}
+
+
+def _content(schema: dict[str, Any], *media: str) -> dict[str, Any]:
+    return {m: {"schema": schema} for m in media}
+
+
+def _errors() -> dict[str, Any]:
+    body = {"$ref": "#/components/schemas/OperationOutcome"}
+    return {
+        code: {
+            "description": "FHIR OperationOutcome",
+            "content": _content(body, "application/fhir+json", "application/json"),
+        }
+        for code in ERROR_STATUSES
+    }
+
+
+def documented_openapi(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (FastAPI's own document) completed with the CDS Hooks bodies and errors."""
+    doc = copy.deepcopy(base)
+    _, wire = models_json_schema(
+        [
+            (CdsRequest, "validation"),
+            (CdsResponse, "serialization"),
+            (FeedbackRequest, "validation"),
+            (Discovery, "serialization"),
+        ],
+        ref_template=REF,
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(wire["$defs"])
+    schemas["OperationOutcome"] = OPERATION_OUTCOME
+    schemas["FeedbackSummary"] = FEEDBACK_SUMMARY
+    service_id = {
+        "name": "service_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": sorted(SERVICES_BY_ID)},
+    }
+
+    def post(body: str, ok: str) -> dict[str, Any]:
+        return {
+            "parameters": [service_id],
+            "requestBody": {
+                "required": True,
+                "content": _content({"$ref": f"#/components/schemas/{body}"}, "application/json"),
+            },
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": _content({"$ref": f"#/components/schemas/{ok}"}, "application/json"),
+                },
+                **_errors(),
+            },
+        }
+
+    paths = doc["paths"]
+    paths["/cds-services/{service_id}"]["post"].update(post("CdsRequest", "CdsResponse"))
+    paths["/cds-services/{service_id}/feedback"]["post"].update(
+        post("FeedbackRequest", "FeedbackSummary")
+    )
+    paths["/cds-services"]["get"]["responses"] = {
+        "200": {
+            "description": "OK",
+            "content": _content({"$ref": "#/components/schemas/Discovery"}, "application/json"),
+        },
+        **_errors(),
+    }
+    if "/metrics" in paths:
+        paths["/metrics"]["get"]["responses"] = {
+            "200": {"description": "Prometheus text", "content": _content({}, "text/plain")}
+        }
+    for path in ("/cds-services/{service_id}", "/cds-services/{service_id}/feedback"):
+        paths[path]["post"]["responses"].pop("422", None)  # schema violations answer 400
+    return doc
+
+
+def install_openapi(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = documented_openapi(app, original())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
