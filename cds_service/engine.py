@@ -30,6 +30,7 @@ from cds_service.fhir.prefetch import Resolved, build_record, required_missing, 
 from cds_service.hooks.models import CONTEXT_MODELS, Card, CdsRequest, CdsResponse
 from cds_service.rules import RULES, evaluate
 from cds_service.rules.finding import Finding
+from cds_service.rules.relevance import Screen, make_screen
 from cds_service.terminology import Terminology
 
 log = logging.getLogger("itb_cds.engine")
@@ -82,6 +83,10 @@ class Engine:
     catalogue: Catalogue
     fhir: FhirClient
     clock: Callable[[], datetime]
+    screen: Screen = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.screen = make_screen(self.terminology)
 
     async def invoke(
         self, service: ServiceSpec, body: Any, identity: ClientIdentity | None
@@ -172,7 +177,11 @@ class Engine:
 
         draft_orders = getattr(context, "draftOrders", None)
         record_in = build_record(
-            resolved, draft_orders, self.settings, self.terminology.observation_filter
+            resolved,
+            draft_orders,
+            self.settings,
+            self.terminology.observation_filter,
+            self.screen,
         )
         findings = evaluate(service.id, record_in, now, self.settings, self.terminology)
         cards = self.catalogue.render(

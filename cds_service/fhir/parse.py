@@ -76,8 +76,13 @@ def parse_record(
     resources_by_key: Mapping[str, Sequence[object]],
     draft_orders: object | None,
     observation_filter: Callable[[Mapping[str, Any]], bool],
+    screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
+    | None = None,
 ) -> PatientRecord:
+    """``screen(resource_type, raw, medications_by_ref)`` may drop, before validation, stored
+    resources no rule can read (draft orders are never screened)."""
     skipped: list[SkippedEntry] = []
+    medications = _medication_index(resources_by_key) if screen is not None else {}
     repaired: list[RepairedEntry] = []
     kept: dict[str, _Kept] = {}
 
@@ -100,6 +105,9 @@ def parse_record(
             code = raw.get("code")
             if not isinstance(code, dict) or not observation_filter(code):
                 return
+        elif screen is not None and lenient is None and not screen(str(resource_type), raw,
+                                                                   medications):
+            return
         rid = raw.get("id")
         ref = f"{resource_type}/{rid}" if isinstance(rid, str) and rid else None
         if ref is not None and ref in kept:
@@ -134,6 +142,21 @@ def parse_record(
             keep(source, index, raw)
 
     return _build(kept, skipped, repaired)
+
+
+def _medication_index(
+    resources_by_key: Mapping[str, Sequence[object]],
+) -> dict[str, Mapping[str, Any]]:
+    index: dict[str, Mapping[str, Any]] = {}
+    for items in resources_by_key.values():
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            continue
+        for raw in items:
+            if isinstance(raw, dict) and raw.get("resourceType") == "Medication":
+                rid = raw.get("id")
+                if isinstance(rid, str) and rid:
+                    index[f"Medication/{rid}"] = raw
+    return index
 
 
 def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry]) -> list[object]:

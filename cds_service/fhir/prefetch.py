@@ -190,8 +190,10 @@ def build_record(
     draft_orders: object | None,
     settings: Settings,
     accepts_observation: Callable[[Mapping[str, Any]], bool] | None = None,
+    screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
+    | None = None,
 ) -> PatientRecord:
     """parse_record over what was resolved, with the keys that stayed missing marked."""
     accepts = accepts_observation or observation_filter(settings)
-    record = parse_record(resolved.resources, draft_orders, accepts)
+    record = parse_record(resolved.resources, draft_orders, accepts, screen)
     return dataclasses.replace(record, unavailable=resolved.missing)

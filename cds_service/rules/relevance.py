@@ -1,0 +1,107 @@
+"""Which raw conditions and medications any rule can read: the parser's pre-validation screen.
+
+Validating a resource with fhir.resources costs ~0.3 ms, and a typical chart carries dozens of
+unrelated conditions and medications. Every rule reads medications only through
+``chart.oral_agent`` / ``is_intrathecal`` / ``is_intrathecal_baclofen`` and conditions only
+through the spasticity-origin, dystonia and overdose-signs value sets, so the screen asks
+exactly those matchers, on a concept built straight from the raw JSON. A rule that starts to
+read other medications or conditions must widen this screen (tests/rules pin it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cds_service.fhir.record import Coding, Concept
+from cds_service.terminology import Terminology
+
+CONDITION_VALUE_SETS = ("spasticity-origin", "dystonia", "overdose-signs")
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+Screen = Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
+
+
+def raw_concept(value: object) -> Concept | None:
+    if not isinstance(value, dict):
+        return None
+    codings = value.get("coding")
+    text = value.get("text")
+    return Concept(
+        codings=tuple(
+            Coding(
+                system=c.get("system") if isinstance(c.get("system"), str) else None,
+                code=c.get("code") if isinstance(c.get("code"), str) else None,
+                display=c.get("display") if isinstance(c.get("display"), str) else None,
+            )
+            for c in (codings if isinstance(codings, list) else ())
+            if isinstance(c, dict)
+        ),
+        text=text if isinstance(text, str) else None,
+    )
+
+
+def _referenced_medication(
+    raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any] | bool | None:
+    """The Medication a resource points at; True when it points somewhere we cannot see."""
+    ref = raw.get("medicationReference")
+    if not isinstance(ref, dict):
+        return None
+    target = ref.get("reference")
+    if not isinstance(target, str):
+        return True
+    if target.startswith("#"):
+        for item in raw.get("contained") or ():
+            if isinstance(item, dict) and item.get("id") == target[1:]:
+                return item
+        return True
+    parts = target.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    found = medications.get("/".join(parts[-2:]))
+    return found if found is not None else True
+
+
+def _dosages(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    value = raw.get("dosageInstruction", raw.get("dosage"))
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [d for d in value if isinstance(d, dict)]
+    return []
+
+
+def make_screen(terms: Terminology) -> Screen:
+    def wants(
+        resource_type: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+    ) -> bool:
+        if resource_type == "Condition":
+            code = raw_concept(raw.get("code"))
+            return code is None or any(terms.match(v, code) for v in CONDITION_VALUE_SETS)
+        if resource_type not in MEDICATION_TYPES:
+            return True
+        target = _referenced_medication(raw, medications)
+        if target is True:
+            return True  # an unresolvable reference: let validation and the rules decide
+        form = None
+        if isinstance(target, Mapping):
+            medication = raw_concept(target.get("code"))
+            form = raw_concept(target.get("form"))
+        else:
+            medication = raw_concept(raw.get("medicationCodeableConcept"))
+        if medication is not None and (
+            terms.match("oral-antispasticity", medication) is not None
+            or terms.match("intrathecal-baclofen", medication) is not None
+        ):
+            return True
+        if form is not None and terms.match("intrathecal-route", form) is not None:
+            return True
+        for dosage in _dosages(raw):
+            text = dosage.get("text")
+            route = raw_concept(dosage.get("route"))
+            if terms.match("intrathecal-route", route, text if isinstance(text, str) else None):
+                return True
+        return False
+
+    return wants
