@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> None:
 
         async def full_call(raw: bytes) -> bytes:
             body = orjson.loads(raw)
-            if nesting_depth_exceeds(body, settings.max_json_depth):
+            if nesting_depth_exceeds(raw, settings.max_json_depth):
                 raise RuntimeError("bench chart too deep")
             outcome = await rt.engine.invoke(service, body, None)
             if outcome.status != 200 or outcome.record is None:
