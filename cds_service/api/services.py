@@ -17,6 +17,7 @@ from cds_service.api.discovery import SERVICES_BY_ID, ServiceSpec
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
 from cds_service.audit.models import FeedbackRecord
+from cds_service.audit.store import AuditUnavailable
 from cds_service.engine import validation_details
 from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime
@@ -36,6 +37,10 @@ async def client_identity(request: Request) -> ClientIdentity | None:
         return await rt.auth.authenticate(request.headers.get("authorization"), request.url.path)
     except Unauthorized:
         raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"}) from None
+    except AuditUnavailable:
+        # The replay cache lives in the audit database: without it a token cannot be checked
+        # for reuse, so the call is refused (fail closed) as a dependency outage.
+        raise ApiError(503, "service temporarily unavailable") from None
 
 
 Identity = Annotated[ClientIdentity | None, Depends(client_identity)]

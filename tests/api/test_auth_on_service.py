@@ -111,3 +111,23 @@ def test_audience_must_be_the_exact_endpoint(
     response = httpx.post(server.url + path, json=request_body(),
                           headers={"Authorization": "Bearer " + wrong})
     assert response.status_code == 401
+
+
+class DatabaseDown:
+    def remember(self, iss: str, jti: str, expires_at: object) -> bool:
+        from cds_service.audit.store import AuditUnavailable
+
+        raise AuditUnavailable("audit database unreachable")
+
+
+def test_replay_cache_outage_fails_closed_with_503(
+    secured: tuple[LiveServer, Callable[..., str]],
+) -> None:
+    server, token = secured
+    runtime = server.server.config.app.state.runtime
+    runtime.auth._replay = DatabaseDown()
+    path = "/cds-services/itb-patient-view"
+    response = httpx.post(server.url + path, json=request_body(),
+                          headers={"Authorization": "Bearer " + token(path)})
+    assert response.status_code == 503
+    assert response.json()["resourceType"] == "OperationOutcome"
