@@ -85,8 +85,8 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 serving ``app`` in a background thread."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                 lifespan="on")
@@ -115,9 +115,7 @@ def live_app_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         port = free_port()
         overrides.setdefault("public_base_url", f"http://127.0.0.1:{port}")
         app = create_app(make_settings(tmp_path, **overrides), clock=clock)
-        server = LiveServer(app)
-        server.port, server.url = port, f"http://127.0.0.1:{port}"
-        server.server.config.port = port
+        server = LiveServer(app, port)
         servers.append(server.__enter__())
         return server
 

@@ -49,9 +49,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
     port = free_port()
     settings = make_settings(tmp_path_factory.mktemp("scenarios"),
                              public_base_url=f"http://127.0.0.1:{port}")
-    server = LiveServer(create_app(settings, clock=clock))
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.server.config.port = port
+    server = LiveServer(create_app(settings, clock=clock), port)
     with server, httpx.Client(base_url=server.url, timeout=30) as http:
         yield http, clock
 

@@ -189,8 +189,8 @@ def card_view(body: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 @pytest.fixture(scope="module")
 def fallback_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    from cds_service.app import create_app
     from tests.conftest import free_port, make_settings
-    from tests.web.conftest import web_app
 
     port = free_port()
     settings = make_settings(
@@ -200,9 +200,7 @@ def fallback_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx
         fhir_budget_seconds=20.0,
         fhir_timeout_seconds=20.0,
     )
-    server = LiveServer(web_app(settings, lambda: FIXED_NOW))
-    server.port, server.url = port, f"http://127.0.0.1:{port}"
-    server.server.config.port = port
+    server = LiveServer(create_app(settings, clock=lambda: FIXED_NOW), port)
     with server, httpx.Client(base_url=server.url, timeout=60) as http:
         assert http.get("/fhir/metadata").status_code == 200  # builds the store once
         yield http
