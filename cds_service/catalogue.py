@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +102,10 @@ class CommonSpec(_Spec):
     sources: dict[str, SourceSpec]
     number_labels: dict[str, str]
     safety_reminders: str = Field(min_length=1)
+    # Said on every card when some prefetch data could not be obtained (template gets
+    # ``unavailable``: the labels below of the keys that are missing).
+    data_gap_note: str = Field(min_length=1)
+    prefetch_labels: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("sources")
     @classmethod
@@ -236,6 +240,7 @@ class Catalogue:
 
     def _check(self, cards_dir: Path) -> None:
         self._compile(cards_dir / "common.yaml", "safety_reminders", self.common.safety_reminders)
+        self._compile(cards_dir / "common.yaml", "data_gap_note", self.common.data_gap_note)
         for name, family in ((f.name, f) for f in self._by_rule.values()):
             path = cards_dir / f"{name}.yaml"
             spec = family.spec
@@ -286,14 +291,18 @@ class Catalogue:
             "numbers_md": "",
             "patient_id": "p" * 64,
             "today": "2099-12-31",
+            "unavailable": ["medication administrations", "observations"],
         }
 
     # ---------------------------------------------------------------- rendering
 
     def render(self, findings: list[Finding], *, patient_id: str, now: datetime,
-               terminology_versions: dict[str, str]) -> list[Card]:
+               terminology_versions: dict[str, str],
+               unavailable: Sequence[str] = ()) -> list[Card]:
+        """``unavailable``: prefetch keys that could not be obtained; every card says so."""
         ordered = sorted(findings, key=lambda f: _TIER_ORDER.get(f.tier, 3))
-        return [self._card(f, patient_id, now, terminology_versions) for f in ordered]
+        labels = [self.common.prefetch_labels.get(k, k) for k in unavailable]
+        return [self._card(f, patient_id, now, terminology_versions, labels) for f in ordered]
 
     def _family(self, finding: Finding) -> tuple[FamilySpec, OutcomeSpec]:
         family = self._by_rule.get(finding.rule)
@@ -349,10 +358,11 @@ class Catalogue:
             raise CatalogueError(f"{where}: {exc}") from exc
 
     def _card(self, finding: Finding, patient_id: str, now: datetime,
-              terminology_versions: dict[str, str]) -> Card:
+              terminology_versions: dict[str, str], unavailable: list[str]) -> Card:
         family, spec = self._family(finding)
         where = f"{finding.rule}/{finding.outcome}"
         context = self._context(finding, patient_id, now)
+        context["unavailable"] = unavailable
         summary = self._render(spec.summary, context, f"{where} summary")
         if len(summary) > SUMMARY_MAX:
             summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
@@ -367,6 +377,8 @@ class Catalogue:
             parts.append("**Notes**\n\n" + "\n".join(note_lines))
         if family.pump_card or (finding.device_ref is not None):
             parts.append(self._render(self.common.safety_reminders, context, "safety"))
+        if unavailable:
+            parts.append(self._render(self.common.data_gap_note, context, "data gap"))
         detail = blank_line_before_tables("\n\n".join(p for p in parts if p))
         source_key = spec.source or family.source
         src = self.common.sources[source_key]
@@ -391,7 +403,8 @@ class Catalogue:
             ],
             links=[Link(label=link.label, url=link.url, type="absolute")
                    for link in family.links],
-            extension={"itb-cds.finding": self._extension(finding, terminology_versions)},
+            extension={"itb-cds.finding": self._extension(finding, terminology_versions)
+                       | ({"dataNotObtained": unavailable} if unavailable else {})},
         )
 
     def _extension(self, finding: Finding, terminology_versions: dict[str, str]

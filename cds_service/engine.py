@@ -189,6 +189,7 @@ class Engine:
             patient_id=context.patientId,
             now=now,
             terminology_versions=self.terminology.versions,
+            unavailable=record_in.unavailable,
         )
         cards = _stable_uuids(cards, str(request.hookInstance))
         wire = CdsResponse(cards=cards).to_wire()

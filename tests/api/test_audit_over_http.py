@@ -137,3 +137,24 @@ def test_no_token_reaches_the_database_spool_or_response(
     for path in tmp_path.iterdir():
         if path.is_file():
             assert token.encode() not in path.read_bytes(), path.name
+
+
+def test_data_that_could_not_be_obtained_is_said_on_every_card(
+    live_app_factory: Callable[..., LiveServer],
+) -> None:
+    server = live_app_factory(clock=lambda: SCENARIO.anchor)
+    body = fresh()
+    del body["prefetch"]["observations"]  # not prefetched and no fhirServer to fetch it from
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        response = http.post(PATH, json=body)
+    assert response.status_code == 200, response.text
+    cards = response.json()["cards"]
+    assert cards
+    for card in cards:
+        assert card["extension"]["itb-cds.finding"]["dataNotObtained"] == [
+            "pump and trial observations"]
+        assert "Incomplete chart data" in card["detail"]
+    complete = fresh()
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        full = http.post(PATH, json=complete).json()["cards"]
+    assert all("dataNotObtained" not in c["extension"]["itb-cds.finding"] for c in full)
