@@ -11,33 +11,25 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
+from cds_service.api.errors import outcome_response
+from cds_service.api.responses import JsonResponse
 from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
 
-FHIR_JSON = "application/fhir+json"
 # Module level: FastAPI resolves these (postponed) annotations against module globals.
 Authorization = Annotated[str | None, Header()]
 
 
-def operation_outcome(status: int, code: str, diagnostics: str | None = None,
-                      headers: dict[str, str] | None = None) -> JSONResponse:
-    issue: dict[str, str] = {"severity": "error", "code": code}
-    if diagnostics:
-        issue["diagnostics"] = diagnostics
-    return JSONResponse({"resourceType": "OperationOutcome", "issue": [issue]},
-                        status_code=status, media_type=FHIR_JSON, headers=headers)
-
-
-def _denied(settings: Settings, authorization: str | None) -> JSONResponse | None:
+def _denied(settings: Settings, authorization: str | None) -> Response | None:
     if not settings.admin_token:
-        return operation_outcome(404, "not-found")
+        return outcome_response(404, None)
     scheme, _, token = (authorization or "").partition(" ")
     expected = settings.admin_token.encode("utf-8")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("utf-8"),
                                                              expected):
-        return operation_outcome(401, "login", headers={"WWW-Authenticate": "Bearer"})
+        return outcome_response(401, None, headers={"WWW-Authenticate": "Bearer"})
     return None
 
 
@@ -47,7 +39,7 @@ def admin_router(store: AuditStore, settings: Settings) -> APIRouter:
     # Plain ``def``: FastAPI runs these in its threadpool, the store is synchronous.
     @router.get("/report")
     def audit_report(since: str | None = None, authorization: Authorization = None
-                     ) -> JSONResponse:
+                     ) -> Response:
         if (denied := _denied(settings, authorization)) is not None:
             return denied
         start: datetime | None = None
@@ -55,16 +47,16 @@ def admin_router(store: AuditStore, settings: Settings) -> APIRouter:
             try:
                 start = datetime.fromisoformat(since)
             except ValueError:
-                return operation_outcome(400, "invalid", "since: not an ISO date or date-time")
+                return outcome_response(400, "since: not an ISO date or date-time")
             if start.tzinfo is None:
                 start = start.replace(tzinfo=UTC)
-        return JSONResponse(store.report(start).model_dump(mode="json"))
+        return JsonResponse(store.report(start).model_dump(mode="json"))
 
     @router.get("/verify")
-    def audit_verify(authorization: Authorization = None) -> JSONResponse:
+    def audit_verify(authorization: Authorization = None) -> Response:
         if (denied := _denied(settings, authorization)) is not None:
             return denied
         result = store.verify()
-        return JSONResponse(result.model_dump(mode="json"), status_code=200 if result.ok else 409)
+        return JsonResponse(result.model_dump(mode="json"), status_code=200 if result.ok else 409)
 
     return router
