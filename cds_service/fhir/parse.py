@@ -8,7 +8,7 @@ A bad entry is reported and skipped; it never fails the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,19 +144,24 @@ def parse_record(
     return _build(kept, skipped, repaired)
 
 
-def _medication_index(
-    resources_by_key: Mapping[str, Sequence[object]],
-) -> dict[str, Mapping[str, Any]]:
-    index: dict[str, Mapping[str, Any]] = {}
+def _raw_of_type(
+    resources_by_key: Mapping[str, Sequence[object]], resource_type: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("Type/id", raw) of every raw resource of one type, before any validation."""
     for items in resources_by_key.values():
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             continue
         for raw in items:
-            if isinstance(raw, dict) and raw.get("resourceType") == "Medication":
+            if isinstance(raw, dict) and raw.get("resourceType") == resource_type:
                 rid = raw.get("id")
                 if isinstance(rid, str) and rid:
-                    index[f"Medication/{rid}"] = raw
-    return index
+                    yield f"{resource_type}/{rid}", raw
+
+
+def _medication_index(
+    resources_by_key: Mapping[str, Sequence[object]],
+) -> dict[str, Mapping[str, Any]]:
+    return dict(_raw_of_type(resources_by_key, "Medication"))
 
 
 def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry]) -> list[object]:
@@ -183,18 +188,10 @@ def _unquirk_draft(raw: object) -> object:
 
 
 def _patient_reference(resources_by_key: Mapping[str, Sequence[object]]) -> str | None:
-    for items in resources_by_key.values():
-        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
-            continue
-        for raw in items:
-            if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
-                rid = raw.get("id")
-                if isinstance(rid, str) and rid:
-                    return f"Patient/{rid}"
-    return None
+    return next((ref for ref, _ in _raw_of_type(resources_by_key, "Patient")), None)
 
 
-def _local_reference(reference: str) -> str:
+def local_reference(reference: str) -> str:
     """Make a reference local: ``http://x/fhir/Medication/7/_history/2`` -> ``Medication/7``."""
     if reference.startswith("#"):
         return reference
@@ -214,7 +211,7 @@ def _build(
     }
 
     def lookup(model: Any, reference: str) -> facts.MedicationInfo | None:
-        local = _local_reference(reference)
+        local = local_reference(reference)
         if local.startswith("#"):
             for contained in model.contained or ():
                 if contained.get_resource_type() == "Medication" and contained.id == local[1:]:
@@ -249,7 +246,7 @@ def _build(
     med_concepts = {m.ref: m.medication for m in meds}
 
     def suspect(reference: str) -> Concept | None:
-        local = _local_reference(reference)
+        local = local_reference(reference)
         if local in medications:
             return medications[local][0]
         return med_concepts.get(local)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cds_service.fhir.parse import local_reference
 from cds_service.fhir.record import Coding, Concept
 from cds_service.terminology import Terminology
 
@@ -56,10 +57,7 @@ def _referenced_medication(
             if isinstance(item, dict) and item.get("id") == target[1:]:
                 return item
         return True
-    parts = target.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    found = medications.get("/".join(parts[-2:]))
+    found = medications.get(local_reference(target))
     return found if found is not None else True
 
 
