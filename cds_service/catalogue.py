@@ -299,10 +299,16 @@ class Catalogue:
     def render(self, findings: list[Finding], *, patient_id: str, now: datetime,
                terminology_versions: dict[str, str],
                unavailable: Sequence[str] = ()) -> list[Card]:
-        """``unavailable``: prefetch keys that could not be obtained; every card says so."""
-        ordered = sorted(findings, key=lambda f: _TIER_ORDER.get(f.tier, 3))
+        """One card per finding, in ``order(findings)``. ``unavailable``: prefetch keys that
+        could not be obtained; every card says so."""
+        ordered = self.order(findings)
         labels = [self.common.prefetch_labels.get(k, k) for k in unavailable]
         return [self._card(f, patient_id, now, terminology_versions, labels) for f in ordered]
+
+    @staticmethod
+    def order(findings: Sequence[Finding]) -> list[Finding]:
+        """The order cards are shown in: critical, warning, info (stable within a tier)."""
+        return sorted(findings, key=lambda f: _TIER_ORDER.get(f.tier, 3))
 
     def _family(self, finding: Finding) -> tuple[FamilySpec, OutcomeSpec]:
         family = self._by_rule.get(finding.rule)

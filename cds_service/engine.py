@@ -6,7 +6,6 @@ response → audit. Nothing here knows HTTP; the route turns ``Outcome`` into a 
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -29,11 +28,8 @@ from cds_service.fhir.client import FhirClient
 from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
 from cds_service.hooks.models import CONTEXT_MODELS, Card, CdsRequest, CdsResponse
 from cds_service.rules import RULES, evaluate
-from cds_service.rules.finding import Finding
 from cds_service.rules.relevance import Screen, make_screen
 from cds_service.terminology import Terminology
-
-log = logging.getLogger("itb_cds.engine")
 
 # Card and suggestion uuids derive from hookInstance so that a retried call (same
 # hookInstance, possibly on another worker) returns the same uuids and feedback still joins.
@@ -53,7 +49,6 @@ class Outcome:
     status: int
     body: dict[str, Any]
     record: CallRecord | None = None
-    findings: list[Finding] = field(default_factory=list)
 
 
 def _stable_uuids(cards: list[Card], hook_instance: str) -> list[Card]:
@@ -183,7 +178,9 @@ class Engine:
             self.terminology.observation_filter,
             self.screen,
         )
-        findings = evaluate(service.id, record_in, now, self.settings, self.terminology)
+        findings = self.catalogue.order(
+            evaluate(service.id, record_in, now, self.settings, self.terminology)
+        )
         cards = self.catalogue.render(
             findings,
             patient_id=context.patientId,
@@ -215,21 +212,9 @@ class Engine:
                         outcome=f.outcome,
                         suggestion_uuids=[s.uuid or "" for s in c.suggestions],
                     )
-                    for c, f in zip(cards, _findings_for_cards(cards, findings), strict=True)
+                    for c, f in zip(cards, findings, strict=True)
                 ],
             }
         )
-        return Outcome(200, wire, record, findings)
+        return Outcome(200, wire, record)
 
-
-def _findings_for_cards(cards: list[Card], findings: list[Finding]) -> list[Finding]:
-    """The finding behind each card, read back from the card's itb-cds.finding extension."""
-    by_key: dict[tuple[str, str], list[Finding]] = {}
-    for f in findings:
-        by_key.setdefault((f.rule, f.outcome), []).append(f)
-    out = []
-    for card in cards:
-        ext = (card.extension or {}).get("itb-cds.finding", {})
-        bucket = by_key.get((ext.get("rule", ""), ext.get("outcome", "")), [])
-        out.append(bucket.pop(0))
-    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -22,7 +21,6 @@ from cds_service.engine import validation_details
 from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime
 
-log = logging.getLogger("itb_cds.api")
 router = APIRouter()
 
 
