@@ -23,7 +23,7 @@ from cds_service.config import Settings
 from cds_service.fhir.client import bundle_entries
 from cds_service.fhir.parse import parse_record
 from cds_service.fhir.record import PatientRecord
-from cds_service.fhir.templates import observation_filter
+from cds_service.terminology import Terminology
 
 PATIENT = "Patient/bench-1"
 LOCAL = "urn:itb-cds:codes"
@@ -286,7 +286,7 @@ def main() -> None:
     args = parser.parse_args()
 
     payload = build_payload()
-    accept = observation_filter(Settings())
+    accept = Terminology.load(Settings()).observation_filter
 
     def load() -> object:
         return orjson.loads(payload)

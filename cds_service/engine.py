@@ -174,7 +174,6 @@ class Engine:
         record_in = build_record(
             resolved,
             draft_orders,
-            self.settings,
             self.terminology.observation_filter,
             self.screen,
         )

@@ -19,7 +19,6 @@ from cds_service.fhir.parse import parse_record
 from cds_service.fhir.record import PatientRecord
 from cds_service.fhir.templates import (
     UnfillableTemplateError,
-    observation_filter,
     prefetch_templates,
     render,
 )
@@ -188,12 +187,11 @@ def ensure_required(resolved: Resolved) -> None:
 def build_record(
     resolved: Resolved,
     draft_orders: object | None,
-    settings: Settings,
-    accepts_observation: Callable[[Mapping[str, Any]], bool] | None = None,
+    accepts_observation: Callable[[Mapping[str, Any]], bool],
     screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
     | None = None,
 ) -> PatientRecord:
-    """parse_record over what was resolved, with the keys that stayed missing marked."""
-    accepts = accepts_observation or observation_filter(settings)
-    record = parse_record(resolved.resources, draft_orders, accepts, screen)
+    """parse_record over what was resolved, with the keys that stayed missing marked.
+    ``accepts_observation`` is the terminology's ``observation_filter``."""
+    record = parse_record(resolved.resources, draft_orders, accepts_observation, screen)
     return dataclasses.replace(record, unavailable=resolved.missing)

@@ -8,7 +8,7 @@ patient's whole vital-sign history.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cds_service.config import Settings
@@ -54,22 +54,6 @@ def observation_codes(settings: Settings) -> tuple[tuple[str, str], ...]:
         if sep and system and code:
             pairs.append((system, code))
     return tuple(dict.fromkeys(pairs))
-
-
-def observation_filter(settings: Settings) -> Callable[[Mapping[str, Any]], bool]:
-    """A cheap predicate on an Observation's raw ``code`` (a CodeableConcept dict)."""
-    wanted = frozenset(observation_codes(settings))
-
-    def accepts(code: Mapping[str, Any]) -> bool:
-        codings = code.get("coding") if isinstance(code, Mapping) else None
-        if not isinstance(codings, list):
-            return False
-        for coding in codings:
-            if isinstance(coding, dict) and (coding.get("system"), coding.get("code")) in wanted:
-                return True
-        return False
-
-    return accepts
 
 
 def prefetch_templates(service_id: str, settings: Settings) -> dict[str, str]:

@@ -9,9 +9,9 @@ from typing import Any
 from cds_service.config import Settings
 from cds_service.fhir.parse import parse_record
 from cds_service.fhir.record import Quantity, SkippedEntry
-from cds_service.fhir.templates import observation_filter
+from cds_service.terminology import Terminology
 
-ACCEPT = observation_filter(Settings())
+ACCEPT = Terminology.load(Settings()).observation_filter
 
 
 def rxnorm(code: str, display: str) -> dict[str, Any]:

@@ -20,7 +20,11 @@ from cds_service.fhir.prefetch import (
     required_missing,
     resolve,
 )
+from cds_service.terminology import Terminology
 from tests.fhir.loopback import KEY_OF_SEARCH, prefetch_for
+
+# The engine filters observations with the terminology's list of codes the rules read.
+ACCEPT = Terminology.load(Settings()).observation_filter
 
 TOKEN = "tok-3f9a8b7c6d5e4f30-never-log-me"
 VIEW = "itb-patient-view"
@@ -144,7 +148,7 @@ def test_missing_optional_keys_do_not_block_an_answer_but_are_marked_unavailable
     resolved = run_resolve(Settings(), prefetch, None)
     assert required_missing(resolved) == []
     ensure_required(resolved)
-    record = build_record(resolved, None, Settings())
+    record = build_record(resolved, None, ACCEPT)
     assert record.unavailable == ("observations", "appointments")
 
 
@@ -178,8 +182,8 @@ def test_records_from_prefetch_and_from_fhir_fallback_are_equal(fhir_server):
     from_prefetch = run_resolve(settings, prefetch_for(chart), None)
     from_server = run_resolve(settings, None, fhir_server.base_url)
     assert from_server.fetched and not from_server.supplied and not from_prefetch.fetched
-    record_a = build_record(from_prefetch, None, settings)
-    record_b = build_record(from_server, None, settings)
+    record_a = build_record(from_prefetch, None, ACCEPT)
+    record_b = build_record(from_server, None, ACCEPT)
     assert record_a == record_b
     assert record_a.patient is not None and len(record_a.medications) == 5
     assert len(record_a.skipped) == 1  # the malformed Condition, in both
@@ -194,7 +198,7 @@ def test_records_do_not_depend_on_the_order_of_keys_or_entries(fhir_server):
         if value.get("resourceType") == "Bundle":
             value["entry"].reverse()
         reversed_prefetch[key] = value
-    a = build_record(run_resolve(settings, prefetch, None), None, settings)
-    b = build_record(run_resolve(settings, reversed_prefetch, None), None, settings)
+    a = build_record(run_resolve(settings, prefetch, None), None, ACCEPT)
+    b = build_record(run_resolve(settings, reversed_prefetch, None), None, ACCEPT)
     assert a.conditions == b.conditions and a.medications == b.medications
     assert a.observations == b.observations and a.procedures == b.procedures

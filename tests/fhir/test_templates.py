@@ -9,7 +9,6 @@ from cds_service.fhir.templates import (
     RULE_OBSERVATION_CODES,
     UnfillableTemplateError,
     UnknownServiceError,
-    observation_filter,
     prefetch_templates,
     render,
 )
@@ -67,16 +66,3 @@ def test_a_token_without_a_valid_value_is_not_rendered(template, context):
         render(template, context)
 
 
-def test_observation_filter_accepts_rule_codes_only():
-    accepts = observation_filter(Settings(mas_alternate_codes=["http://example.org/mas|MAS-1"]))
-    assert accepts({"coding": [{"system": "urn:itb-cds:codes", "code": "pump-eri"}]})
-    assert accepts(
-        {
-            "coding": [
-                {"system": "x", "code": "y"},
-                {"system": "http://example.org/mas", "code": "MAS-1"},
-            ]
-        }
-    )
-    assert not accepts({"coding": [{"system": "http://loinc.org", "code": "8867-4"}]})
-    assert not accepts({"text": "pump-eri"})

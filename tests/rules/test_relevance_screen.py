@@ -35,8 +35,8 @@ def test_screen_changes_no_finding(scenario: object) -> None:
 
     res = asyncio.run(resolved())
     drafts = request["context"].get("draftOrders")
-    full = build_record(res, drafts, SETTINGS, TERMS.observation_filter)  # type: ignore[arg-type]
-    screened = build_record(res, drafts, SETTINGS, TERMS.observation_filter,  # type: ignore[arg-type]
+    full = build_record(res, drafts, TERMS.observation_filter)  # type: ignore[arg-type]
+    screened = build_record(res, drafts, TERMS.observation_filter,  # type: ignore[arg-type]
                             SCREEN)
     now = scenario.anchor  # type: ignore[attr-defined]
     service = scenario.service  # type: ignore[attr-defined]

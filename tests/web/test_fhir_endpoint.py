@@ -15,8 +15,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from cds_service.config import PROJECT_ROOT, Settings
-from cds_service.fhir.templates import observation_filter, prefetch_templates, render
+from cds_service.fhir.templates import prefetch_templates, render
 from cds_service.scenarios import Scenario, load_scenarios, shifted_request
+from cds_service.terminology import Terminology
 from cds_service.web.fixture_library import served_resources
 from tests.conftest import FIXED_NOW, LiveServer
 
@@ -100,7 +101,7 @@ def test_every_prefetch_query_returns_the_fixture_data_shifted_to_today(
     request = shifted_request(scenario, FIXED_NOW)
     expected = served_view(scenario, request)
     sent = prefetch_resources(request)
-    wanted_observation = observation_filter(settings)
+    wanted_observation = Terminology.load(settings).observation_filter
     for key, template in prefetch_templates("itb-patient-view", settings).items():
         query = render(template, request["context"])
         if "?" not in query:  # a read
