@@ -32,6 +32,19 @@ class TrialSettings(BaseModel):
     mas_drop: float = Field(default=1.0, gt=0)
     penn_drop: int = Field(default=1, ge=1)
     undocumented_after_hours: float = Field(default=8.0, gt=0)
+    # Label: screening steps 50 -> 75 -> 100 mcg (25 mcg for very small children); the
+    # highest step is the last one a negative trial can go to.
+    labeled_steps_mcg: list[float] = Field(default_factory=lambda: [25.0, 50.0, 75.0, 100.0],
+                                           min_length=1)
+    repeat_after_hours: float = Field(default=24.0, gt=0)
+    # Spasticity scores: baseline in the hours before the bolus, effect in a window after it.
+    baseline_hours: float = Field(default=24.0, gt=0)
+    post_from_hours: float = Field(default=1.0, ge=0)
+    post_to_hours: float = Field(default=8.0, gt=0)
+    response_window_hours: float = Field(default=24.0, gt=0)
+    effect_record_window_hours: float = Field(default=48.0, gt=0)
+    # Label: effect shorter than this -> start the pump at twice the screening dose per day.
+    long_effect_hours: float = Field(default=8.0, gt=0)
 
 
 class RefillSettings(BaseModel):

@@ -109,7 +109,7 @@ class CardRecord(_Record):
     suggestion_uuids: list[str] = Field(default_factory=list)
 
 
-ThresholdValue = bool | int | float | str
+ThresholdValue = bool | int | float | str | list[float]
 
 
 class CallRecord(_Record):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from cds_service.config import Settings
+from cds_service.config import Settings, TrialSettings
 from cds_service.fhir.record import (
     Concept,
     ObservationFact,
@@ -40,9 +40,7 @@ NOTES = (
     "result-positive", "result-negative", "result-undetermined",
 )
 
-# Labeled screening steps (mcg); 25 mcg is for very small children.
-_STEPS = (25.0, 50.0, 75.0, 100.0)
-_FINAL_MCG = 100.0
+_LABEL_WINDOWS = TrialSettings()  # the labeled defaults, for callers without settings
 _SAME_TRIAL = timedelta(hours=12)
 _MCG_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(mcg|micrograms?|µg|ug)\b", re.IGNORECASE)
 _MAS_TEXT = {"0": 0.0, "1": 1.0, "1+": 1.5, "2": 2.0, "3": 3.0, "4": 4.0}
@@ -145,9 +143,18 @@ def _linked(o: ObservationFact, trial: Trial) -> bool:
     return bool(set(o.part_of + o.derived_from + o.focus) & set(trial.refs))
 
 
-def _response(record: PatientRecord, trial: Trial, terms: Terminology
+def _in_baseline(moment: datetime, trial_at: datetime, t: TrialSettings) -> bool:
+    return trial_at - timedelta(hours=t.baseline_hours) <= moment <= trial_at
+
+
+def _in_post(moment: datetime, trial_at: datetime, t: TrialSettings) -> bool:
+    return (trial_at + timedelta(hours=t.post_from_hours) <= moment
+            <= trial_at + timedelta(hours=t.post_to_hours))
+
+
+def _response(record: PatientRecord, trial: Trial, terms: Terminology, t: TrialSettings
               ) -> tuple[str, ObservationFact] | None:
-    window_end = trial.at + timedelta(hours=24)
+    window_end = trial.at + timedelta(hours=t.response_window_hours)
     candidates = [
         o for o in observations_of(record, terms, "itb-trial-response")
         if _linked(o, trial) or (o.effective is not None and trial.at <= o.effective
@@ -207,8 +214,9 @@ class SitePair:
     drop: float
 
 
-def mas_pairs(observations: list[ObservationFact], trial_at: datetime) -> list[SitePair]:
-    """Per body site: the latest score in the 24 h before, the lowest 1-8 h after."""
+def mas_pairs(observations: list[ObservationFact], trial_at: datetime,
+              t: TrialSettings = _LABEL_WINDOWS) -> list[SitePair]:
+    """Per body site: the latest score in the baseline window, the lowest in the post window."""
     baseline: dict[str, tuple[datetime, float, ObservationFact]] = {}
     post: dict[str, tuple[float, ObservationFact]] = {}
     for o in observations:
@@ -216,20 +224,20 @@ def mas_pairs(observations: list[ObservationFact], trial_at: datetime) -> list[S
         if score is None or o.effective is None:
             continue
         site = _site(o)
-        if trial_at - timedelta(hours=24) <= o.effective <= trial_at:
+        if _in_baseline(o.effective, trial_at, t):
             if site not in baseline or o.effective >= baseline[site][0]:
                 baseline[site] = (o.effective, score, o)
-        elif trial_at + timedelta(hours=1) <= o.effective <= trial_at + timedelta(hours=8):
+        elif _in_post(o.effective, trial_at, t):
             if site not in post or score < post[site][0]:
                 post[site] = (score, o)
     return [SitePair(s, baseline[s][2], post[s][1], baseline[s][1] - post[s][0])
             for s in baseline if s in post]
 
 
-def mas_mean_drop(observations: list[ObservationFact], trial_at: datetime
-                  ) -> tuple[float, int] | None:
-    """Mean drop over body sites with a baseline (24 h before) and a post score (1-8 h after)."""
-    pairs = mas_pairs(observations, trial_at)
+def mas_mean_drop(observations: list[ObservationFact], trial_at: datetime,
+                  t: TrialSettings = _LABEL_WINDOWS) -> tuple[float, int] | None:
+    """Mean drop over body sites with both a baseline and a post score."""
+    pairs = mas_pairs(observations, trial_at, t)
     if not pairs:
         return None
     return sum(p.drop for p in pairs) / len(pairs), len(pairs)
@@ -246,12 +254,12 @@ def _site_label(o: ObservationFact) -> str:
     return label(o.body_site, "site not recorded")
 
 
-def _penn_drop(observations: list[ObservationFact], trial_at: datetime
+def _penn_drop(observations: list[ObservationFact], trial_at: datetime, t: TrialSettings
                ) -> tuple[float, ObservationFact, ObservationFact] | None:
-    before = [o for o in observations if o.effective is not None
-              and trial_at - timedelta(hours=24) <= o.effective <= trial_at]
-    after = [o for o in observations if o.effective is not None
-             and trial_at + timedelta(hours=1) <= o.effective <= trial_at + timedelta(hours=8)]
+    before = [o for o in observations
+              if o.effective is not None and _in_baseline(o.effective, trial_at, t)]
+    after = [o for o in observations
+             if o.effective is not None and _in_post(o.effective, trial_at, t)]
 
     def score(o: ObservationFact) -> float | None:
         q = quantity_of(o)
@@ -289,10 +297,12 @@ def _overdose(record: PatientRecord, trial: Trial, now: datetime, terms: Termino
     return found
 
 
-def _effect_hours(record: PatientRecord, trial: Trial, terms: Terminology) -> float | None:
+def _effect_hours(record: PatientRecord, trial: Trial, terms: Terminology, t: TrialSettings
+                  ) -> float | None:
+    window_end = trial.at + timedelta(hours=t.effect_record_window_hours)
     for o in reversed(observations_of(record, terms, "itb-trial-effect-duration")):
         if _linked(o, trial) or (o.effective is not None and trial.at <= o.effective
-                                 <= trial.at + timedelta(hours=48)):
+                                 <= window_end):
             q = quantity_of(o)
             if q is not None and q.value is not None:
                 unit = (q.code or q.unit or "h").lower()
@@ -340,7 +350,7 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
         notes.append("trial-dose-unknown")
 
     result: str | None = None
-    response = _response(record, trial, terms)
+    response = _response(record, trial, terms, settings.trial)
     if response is not None:
         result, obs = response
         evidence.append(Evidence(what="Trial response", reference=obs.ref,
@@ -350,7 +360,7 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
             result = "negative"
     if result is None:
         mas = observations_of(record, terms, "modified-ashworth-scale")
-        pairs = mas_pairs(mas, trial.at)
+        pairs = mas_pairs(mas, trial.at, settings.trial)
         if pairs:
             mean, sites = sum(p.drop for p in pairs) / len(pairs), len(pairs)
             result = "positive" if mean >= settings.trial.mas_drop - 1e-9 else "negative"
@@ -364,7 +374,8 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
                         what=f"Modified Ashworth, {_site_label(o)}, {when_} the trial",
                         reference=o.ref, date=_instant(o.effective), value=_score_text(o)))
     if result is None:
-        found = _penn_drop(observations_of(record, terms, "penn-spasm-frequency"), trial.at)
+        found = _penn_drop(observations_of(record, terms, "penn-spasm-frequency"), trial.at,
+                           settings.trial)
         if found is not None:
             penn, penn_before, penn_after = found
             result = "positive" if penn >= settings.trial.penn_drop else "negative"
@@ -384,7 +395,7 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
     outcome, tier, suggest = "undocumented", Tier.WARNING, False
     if result == "positive":
         outcome, tier, suggest = "positive", Tier.INFO, True
-        effect = _effect_hours(record, trial, terms)
+        effect = _effect_hours(record, trial, terms, settings.trial)
         notes.append(_origin(record, terms))
         if effect is not None:
             numbers.append(Number("effectDurationH", effect, "h"))
@@ -397,20 +408,22 @@ def trial_outcome(record: PatientRecord, now: datetime, settings: Settings, term
                 numbers += [twice, once]
             else:
                 numbers.append(Number("startingDoseMcgPerDay",
-                                      (2 if effect < 8 else 1) * trial.dose_mcg,
+                                      (2 if effect < settings.trial.long_effect_hours else 1)
+                                      * trial.dose_mcg,
                                       "mcg/day", "label"))
         if _open_request(record, terms, "itb-implant-referral", trial.at):
             notes.append("implant-referral-open")
             suggest = False
     elif result == "negative":
-        if trial.dose_mcg is not None and trial.dose_mcg >= _FINAL_MCG:
+        steps = sorted(settings.trial.labeled_steps_mcg)
+        if trial.dose_mcg is not None and trial.dose_mcg >= steps[-1]:
             outcome, tier, suggest = "negative-final", Tier.WARNING, False
         else:
             outcome, tier, suggest = "negative-next-step", Tier.INFO, True
             if trial.dose_mcg is not None:
-                step = next(s for s in _STEPS if s > trial.dose_mcg)
+                step = next(s for s in steps if s > trial.dose_mcg)
                 numbers.append(Number("nextDoseMcg", step, "mcg", "label"))
-            earliest = trial.at + timedelta(hours=24)
+            earliest = trial.at + timedelta(hours=settings.trial.repeat_after_hours)
             numbers.append(Number("earliestRepeatDate", iso_date(earliest)))
             if earliest.astimezone(UTC).time() != time():
                 # A timed trial: "no sooner than 24 h after" is an instant, not a day.

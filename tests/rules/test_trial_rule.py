@@ -101,3 +101,17 @@ def test_epidural_steroid_injection_is_not_a_trial(settings: Settings, terms: Te
     esi = procedure("http://www.ama-assn.org/go/cpt", "62323", "2026-06-10T08:00",
                     "Procedure/esi", notes=("triamcinolone 80 mg",))
     assert trial_outcome(record(procedures=(esi,)), at("2026-06-11"), settings, terms) == []
+
+
+def test_trial_thresholds_come_from_settings(terms: Terminology) -> None:
+    # A service configured with a post window ending at 3 h no longer sees the 12:00 score
+    # (4 h after the bolus), and one whose last labeled step is 50 mcg calls the trial final.
+    rec = record(conditions=(condition(CP),), procedures=(TRIAL,), observations=(
+        mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
+        mas("3", "2026-06-10T12:00", "knee", "Observation/2")))
+    narrow = Settings(trial={"post_to_hours": 3.0})
+    [f] = trial_outcome(rec, at("2026-06-11"), narrow, terms)
+    assert f.outcome == "undocumented"
+    short_ladder = Settings(trial={"labeled_steps_mcg": [25.0, 50.0]})
+    [f] = trial_outcome(rec, at("2026-06-11"), short_ladder, terms)
+    assert (f.outcome, f.tier) == ("negative-final", Tier.WARNING)
