@@ -30,8 +30,9 @@ _BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
 
 
 def end_of_service(implanted: datetime, service_life_years: float,
-                   eri: datetime | None = None, eri_to_eos_days: int = 90) -> datetime:
-    """EOS = implant + service life, and no later than ERI + 90 days when ERI is recorded."""
+                   eri: datetime | None, eri_to_eos_days: int) -> datetime:
+    """EOS = implant + service life, and no later than ERI + settings.battery.eri_to_eos_days
+    when ERI is recorded."""
     eos = add_years(implanted, service_life_years)
     if eri is not None:
         eos = min(eos, eri + timedelta(days=eri_to_eos_days))

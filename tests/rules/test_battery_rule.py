@@ -17,7 +17,7 @@ def implant(day: str, code: str = "62362") -> object:
 
 
 def test_eos_is_implant_plus_service_life_capped_by_eri() -> None:
-    assert end_of_service(at("2019-03-01"), 7) == at("2026-03-01")
+    assert end_of_service(at("2019-03-01"), 7, None, 90) == at("2026-03-01")
     assert end_of_service(at("2019-03-01"), 7, at("2025-01-01"), 90) == at("2025-04-01")
 
 

@@ -140,4 +140,4 @@ def test_a_higher_daily_dose_never_makes_a_refill_due_later(
 def test_a_later_implant_never_makes_end_of_service_earlier(
         implanted: datetime, days_later: int, life: float, eri: datetime | None) -> None:
     later = implanted + timedelta(days=days_later)
-    assert end_of_service(later, life, eri) >= end_of_service(implanted, life, eri)
+    assert end_of_service(later, life, eri, 90) >= end_of_service(implanted, life, eri, 90)
