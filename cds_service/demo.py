@@ -10,12 +10,9 @@ import orjson
 
 from cds_service.api.discovery import SERVICES
 from cds_service.api.errors import ApiError, operation_outcome
-from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
 from cds_service.engine import Engine
-from cds_service.fhir.client import FhirClient
 from cds_service.scenarios import Scenario, shifted_request
-from cds_service.terminology import Terminology
 
 
 def request_of(path: Path, now: datetime | None) -> tuple[dict[str, Any], datetime]:
@@ -42,15 +39,11 @@ async def run_fixture(path: Path, now: datetime | None = None) -> tuple[int, dic
     service = next((s for s in SERVICES if s.hook == hook), None)
     if service is None:
         return 400, operation_outcome(400, f"no service answers hook {hook!r}")
-    fhir = FhirClient(settings)
-    engine = Engine(
-        settings, Terminology.load(settings), Catalogue.load(settings.cards_dir), fhir,
-        lambda: at,
-    )
+    engine = Engine.build(settings, lambda: at)
     try:
         outcome = await engine.invoke(service, request, None)
     except ApiError as exc:
         return exc.status, operation_outcome(exc.status, exc.message, details=exc.details)
     finally:
-        await fhir.aclose()
+        await engine.aclose()
     return outcome.status, outcome.body

@@ -83,6 +83,21 @@ class Engine:
     def __post_init__(self) -> None:
         self.screen = make_screen(self.terminology)
 
+    @classmethod
+    def build(cls, settings: Settings, clock: Callable[[], datetime]) -> Engine:
+        """Load the value sets and the card catalogue (a bad one stops here) and open the
+        process's FHIR client; ``aclose`` closes it."""
+        return cls(
+            settings,
+            Terminology.load(settings),
+            Catalogue.load(settings.cards_dir),
+            FhirClient(settings),
+            clock,
+        )
+
+    async def aclose(self) -> None:
+        await self.fhir.aclose()
+
     async def invoke(
         self, service: ServiceSpec, body: Any, identity: ClientIdentity | None
     ) -> Outcome:

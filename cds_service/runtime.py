@@ -13,12 +13,9 @@ import httpx
 from cds_service.api.auth import Authenticator
 from cds_service.api.discovery import discovery_document
 from cds_service.audit.store import AuditStore
-from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
 from cds_service.engine import Engine
-from cds_service.fhir.client import FhirClient
 from cds_service.metrics import Metrics
-from cds_service.terminology import Terminology
 
 log = logging.getLogger("itb_cds")
 
@@ -44,35 +41,30 @@ class Runtime:
     store: AuditStore
     auth: Authenticator
     metrics: Metrics
-    fhir: FhirClient
     jwks_http: httpx.AsyncClient
     discovery: dict[str, Any]
 
     @classmethod
     def start(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Runtime:
-        terminology = Terminology.load(settings)
-        catalogue = Catalogue.load(settings.cards_dir)
+        engine = Engine.build(settings, clock or system_clock)
         store = AuditStore(settings)
         try:
             store.migrate()  # replays the spool too
         except Exception as exc:  # the service answers on the spool until the database is back
             log.error("audit database unavailable at startup (%s): spooling", type(exc).__name__)
-        fhir = FhirClient(settings)
         jwks_http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         auth = Authenticator(settings, jwks_http, StoreReplayCache(store))
-        engine = Engine(settings, terminology, catalogue, fhir, clock or system_clock)
         return cls(
             settings=settings,
             engine=engine,
             store=store,
             auth=auth,
             metrics=Metrics(),
-            fhir=fhir,
             jwks_http=jwks_http,
             discovery=discovery_document(settings).to_wire(),
         )
 
     async def close(self) -> None:
-        await self.fhir.aclose()
+        await self.engine.aclose()
         await self.jwks_http.aclose()
         self.store.close()
