@@ -1,11 +1,14 @@
-"""Which raw conditions and medications any rule can read: the parser's pre-validation screen.
+"""Which raw conditions, medications and procedures any rule can read: the parser's
+pre-validation screen.
 
 Validating a resource with fhir.resources costs ~0.3 ms, and a typical chart carries dozens of
-unrelated conditions and medications. Every rule reads medications only through
-``chart.oral_agent`` / ``is_intrathecal`` / ``is_intrathecal_baclofen`` and conditions only
-through the spasticity-origin, dystonia and overdose-signs value sets, so the screen asks
-exactly those matchers, on a concept built straight from the raw JSON. A rule that starts to
-read other medications or conditions must widen this screen (tests/rules pin it).
+unrelated conditions, medications and procedures. Every rule reads medications only through
+``chart.oral_agent`` / ``is_intrathecal`` / ``is_intrathecal_baclofen``, conditions only
+through the spasticity-origin, dystonia and overdose-signs value sets, and procedures only
+through the ITB procedure value sets (implant, removal, refill, trial, replacement), so the
+screen asks exactly those matchers, on a concept built straight from the raw JSON. A rule that
+starts to read other medications, conditions or procedures must widen this screen (tests/rules
+pin it).
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ from cds_service.fhir.record import Coding, Concept
 from cds_service.terminology import Terminology
 
 CONDITION_VALUE_SETS = ("spasticity-origin", "dystonia", "overdose-signs")
+PROCEDURE_VALUE_SETS = (
+    "itb-pump-implant",
+    "itb-pump-removal",
+    "itb-pump-refill",
+    "itb-trial-procedure",
+    "itb-pump-replacement",
+)
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 
 Screen = Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
@@ -77,6 +87,9 @@ def make_screen(terms: Terminology) -> Screen:
         if resource_type == "Condition":
             code = raw_concept(raw.get("code"))
             return code is None or any(terms.match(v, code) for v in CONDITION_VALUE_SETS)
+        if resource_type == "Procedure":
+            code = raw_concept(raw.get("code"))
+            return code is None or any(terms.match(v, code) for v in PROCEDURE_VALUE_SETS)
         if resource_type not in MEDICATION_TYPES:
             return True
         target = _referenced_medication(raw, medications)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cds_service.fhir.record import Concept
 from cds_service.terminology.files import ValueSetFile
@@ -63,8 +64,16 @@ class Systems:
         return code
 
 
+# Distinct concepts a process remembers per value set. Rules ask the same question of the same
+# concept several times per call (the pump history is read by three rules), and a clinic's
+# charts repeat the same few hundred codings; a match depends only on the concept.
+MATCH_CACHE_SIZE = 4096
+
+
 class ValueSet:
     def __init__(self, spec: ValueSetFile, systems: Systems) -> None:
+        self._match_cached = lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
+        self._match_code_cached = lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match_code)
         self.name = spec.name
         self.version = spec.version
         self.title = spec.title
@@ -140,6 +149,9 @@ class ValueSet:
 
     def match_code(self, concept: Concept | None) -> Match | None:
         """Codes only, no text fallback."""
+        return self._match_code_cached(concept)
+
+    def _match_code(self, concept: Concept | None) -> Match | None:
         if concept is not None:
             for coding in concept.codings:
                 found = self.match_coding(coding.system, coding.code)
@@ -156,6 +168,9 @@ class ValueSet:
 
     def match(self, concept: Concept | None, *extra_text: str | None) -> Match | None:
         """Codes first; the text fallback reads the concept's text/displays and ``extra_text``."""
+        return self._match_cached(concept, extra_text)
+
+    def _match(self, concept: Concept | None, extra_text: tuple[str | None, ...]) -> Match | None:
         found = self.match_code(concept)
         if found is not None:
             return found

@@ -44,6 +44,7 @@ def test_screen_changes_no_finding(scenario: object) -> None:
         service, full, now, SETTINGS, TERMS)
     assert len(screened.conditions) <= len(full.conditions)
     assert len(screened.medications) <= len(full.medications)
+    assert len(screened.procedures) <= len(full.procedures)
 
 
 def test_screen_drops_unrelated_and_keeps_intrathecal_drugs() -> None:
@@ -69,3 +70,18 @@ def test_screen_drops_unrelated_and_keeps_intrathecal_drugs() -> None:
     assert not SCREEN("Condition", asthma, {})
     assert SCREEN("Condition", cp, {})
     assert SCREEN("Procedure", {"resourceType": "Procedure"}, {})
+
+
+def test_screen_drops_unrelated_procedures_and_keeps_itb_ones() -> None:
+    colonoscopy = {"resourceType": "Procedure", "code": {"coding": [
+        {"system": "http://www.ama-assn.org/go/cpt", "code": "45378"}], "text": "Colonoscopy"}}
+    refill = {"resourceType": "Procedure", "code": {"coding": [
+        {"system": "http://www.ama-assn.org/go/cpt", "code": "95991"}]}}
+    refill_by_text = {"resourceType": "Procedure",
+                      "code": {"text": "Intrathecal baclofen pump refill"}}
+    trial_by_text = {"resourceType": "Procedure",
+                     "code": {"text": "Intrathecal baclofen screening trial"}}
+    assert not SCREEN("Procedure", colonoscopy, {})
+    assert SCREEN("Procedure", refill, {})
+    assert SCREEN("Procedure", refill_by_text, {})
+    assert SCREEN("Procedure", trial_by_text, {})
