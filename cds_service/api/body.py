@@ -12,7 +12,7 @@ from cds_service.api.errors import ApiError
 JSON_TYPES = ("application/json", "application/fhir+json")
 
 
-_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
 # Depth does not care which kind of container: fold objects onto arrays.
 _FOLD = bytes.maketrans(b"{}", b"[]")
 
@@ -20,13 +20,19 @@ _FOLD = bytes.maketrans(b"{}", b"[]")
 def nesting_depth_exceeds(raw: bytes, limit: int) -> bool:
     """Whether valid JSON ``raw`` nests containers deeper than ``limit``.
 
-    Works on the bytes at C speed instead of walking the parsed tree: drop string contents,
-    keep only brackets, then peel innermost pairs; the number of peeling passes
-    that empties the string is the nesting depth.
+    Works on the bytes at C speed instead of walking the parsed tree: keep only quotes and
+    brackets, drop the brackets inside strings, then peel innermost pairs; the number of
+    peeling passes that empties the string is the nesting depth.
     """
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside_strings = b"".join(unescaped.split(b'"')[::2])
-    brackets = outside_strings.translate(_FOLD, _NOT_BRACKETS)
+    if b"\\" in raw:  # a scan for one byte is far cheaper than two replaces
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = raw.translate(_FOLD, _NOT_STRUCTURE)
+    # Most strings hold no bracket and are now '""'; dropping any two adjacent quotes keeps
+    # the parity of the quotes before every bracket, which is what says "inside a string".
+    structure = structure.replace(b'""', b"")
+    if b'"' in structure:
+        structure = b"".join(structure.split(b'"')[::2])
+    brackets = structure
     for _ in range(limit):
         if not brackets:
             return False
