@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=8)
+    # Distinct resources whose validation outcome a worker remembers (0: validate every time).
+    # A fact is ~1-2 kB; a remembered model (medication uses) ~18 kB.
+    validation_memo_entries: int = Field(default=4096, ge=0)
+    # Whole charts (PatientRecords) a worker remembers by their prefetch digests (0: none).
+    record_memo_entries: int = Field(default=256, ge=0)
     database_url: str = "sqlite:///itb-cds-audit.sqlite"
     auth_mode: AuthMode = AuthMode.OFF
     trust_sandbox: bool = False

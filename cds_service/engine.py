@@ -25,7 +25,9 @@ from cds_service.audit.models import SkippedEntry as AuditSkipped
 from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
 from cds_service.fhir.client import FhirClient
+from cds_service.fhir.memo import RecordMemo, ValidationMemo
 from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
+from cds_service.fhir.record import PatientRecord
 from cds_service.hooks.models import CONTEXT_MODELS, Card, CdsRequest, CdsResponse
 from cds_service.rules import RULES, evaluate
 from cds_service.rules.relevance import Screen, make_screen
@@ -79,9 +81,13 @@ class Engine:
     fhir: FhirClient
     clock: Callable[[], datetime]
     screen: Screen = field(init=False)
+    memo: ValidationMemo = field(init=False)
+    record_memo: RecordMemo = field(init=False)
 
     def __post_init__(self) -> None:
         self.screen = make_screen(self.terminology)
+        self.memo = ValidationMemo(self.settings.validation_memo_entries)
+        self.record_memo = RecordMemo(self.settings.record_memo_entries)
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime]) -> Engine:
@@ -97,6 +103,26 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.fhir.aclose()
+
+    def _record(self, service_id: str, resolved: Resolved, draft_orders: object | None,
+                prefetch_sha256: dict[str, str]) -> PatientRecord:
+        whole = not (resolved.fetched or resolved.failed or resolved.missing
+                     or resolved.query_log)
+        key = RecordMemo.key(service_id, prefetch_sha256, draft_orders) if whole else None
+        if key is not None:
+            found = self.record_memo.get(key)
+            if found is not None:
+                return found
+        record = build_record(
+            resolved,
+            draft_orders,
+            self.terminology.observation_filter,
+            self.screen,
+            self.memo,
+        )
+        if key is not None:
+            self.record_memo.put(key, record)
+        return record
 
     async def invoke(
         self, service: ServiceSpec, body: Any, identity: ClientIdentity | None
@@ -186,12 +212,7 @@ class Engine:
             return Outcome(412, operation_outcome(412, message, details=details), record)
 
         draft_orders = getattr(context, "draftOrders", None)
-        record_in = build_record(
-            resolved,
-            draft_orders,
-            self.terminology.observation_filter,
-            self.screen,
-        )
+        record_in = self._record(service.id, resolved, draft_orders, base.prefetch_sha256)
         findings = self.catalogue.order(
             evaluate(service.id, record_in, now, self.settings, self.terminology)
         )

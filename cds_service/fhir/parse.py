@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fhir.resources.R4B.adverseevent import AdverseEvent
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
@@ -28,6 +28,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from cds_service.fhir import facts
 from cds_service.fhir.client import bundle_entries
+from cds_service.fhir.memo import Remembered, ValidationMemo
 from cds_service.fhir.record import (
     Concept,
     PatientInfo,
@@ -35,7 +36,7 @@ from cds_service.fhir.record import (
     RepairedEntry,
     SkippedEntry,
 )
-from cds_service.fhir.repair import validate
+from cds_service.fhir.repair import Validated, validate
 
 DRAFT_ORDERS = "draftOrders"
 
@@ -55,6 +56,22 @@ MODELS: dict[str, Any] = {
     "Appointment": Appointment,
 }
 
+# Resources whose fact is read from the resource alone: validated once per distinct content and
+# remembered as the fact. The others (medication uses, adverse events) name a Medication or a
+# suspect elsewhere in the chart, so their validated model is remembered and the fact is built
+# per call.
+_OWN_FACT: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
+    "Patient": lambda m, ref, _raw: facts.patient(m, ref),
+    "Condition": lambda m, ref, _raw: facts.condition(m, ref),
+    "Medication": lambda m, _ref, _raw: facts.medication_info(m),
+    "AllergyIntolerance": lambda m, ref, _raw: facts.allergy(m, ref),
+    "Procedure": facts.procedure,
+    "Observation": lambda m, ref, _raw: facts.observation(m, ref),
+    "Device": lambda m, ref, _raw: facts.device(m, ref),
+    "ServiceRequest": lambda m, ref, _raw: facts.service_request(m, ref),
+    "Appointment": lambda m, ref, _raw: facts.appointment(m, ref),
+}
+
 # What the CDS Hooks Sandbox leaves out of its draft orders; an unsigned order is a draft order.
 _DRAFT_DEFAULTS: dict[str, dict[str, object]] = {
     "MedicationRequest": {"status": "draft", "intent": "order"},
@@ -64,11 +81,10 @@ _DRAFT_DEFAULTS: dict[str, dict[str, object]] = {
 
 @dataclass(frozen=True, slots=True)
 class _Kept:
-    source: str
-    index: int | None
+    resource_type: str
     ref: str
-    model: Any
-    raw: Mapping[str, Any]
+    fact: Any | None  # for _OWN_FACT types
+    model: Any | None  # for the others
     draft: bool
 
 
@@ -78,9 +94,11 @@ def parse_record(
     observation_filter: Callable[[Mapping[str, Any]], bool],
     screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
     | None = None,
+    memo: ValidationMemo | None = None,
 ) -> PatientRecord:
     """``screen(resource_type, raw, medications_by_ref)`` may drop, before validation, stored
-    resources no rule can read (draft orders are never screened)."""
+    resources no rule can read (draft orders are never screened). ``memo`` remembers what
+    validation gave for content seen before (draft orders, still being edited, never are)."""
     skipped: list[SkippedEntry] = []
     medications = _medication_index(resources_by_key) if screen is not None else {}
     repaired: list[RepairedEntry] = []
@@ -96,16 +114,17 @@ def parse_record(
             skipped.append(SkippedEntry(source, index, None, "entry is not a FHIR resource"))
             return
         resource_type = raw.get("resourceType")
-        model_cls = MODELS.get(resource_type) if isinstance(resource_type, str) else None
+        if not isinstance(resource_type, str):
+            skipped.append(SkippedEntry(source, index, None, "entry has no resourceType"))
+            return
+        model_cls = MODELS.get(resource_type)
         if model_cls is None:
-            if not isinstance(resource_type, str):
-                skipped.append(SkippedEntry(source, index, None, "entry has no resourceType"))
             return  # a type no rule reads: dropped unvalidated, by design
         if resource_type == "Observation":
             code = raw.get("code")
             if not isinstance(code, dict) or not observation_filter(code):
                 return
-        elif screen is not None and lenient is None and not screen(str(resource_type), raw,
+        elif screen is not None and lenient is None and not screen(resource_type, raw,
                                                                    medications):
             return
         rid = raw.get("id")
@@ -113,18 +132,23 @@ def parse_record(
         if ref is not None and ref in kept:
             return  # the same resource under a second key
         draft = lenient is not None
-        defaults = None
-        if lenient is not None:
-            defaults = {**_DRAFT_DEFAULTS.get(str(resource_type), {}), **lenient}
-        result = validate(model_cls, raw, defaults)
-        if result.model is None:
-            skipped.append(SkippedEntry(source, index, resource_type, result.error or "invalid"))
-            return
-        if result.repairs:
-            repaired.append(RepairedEntry(source, index, resource_type, result.repairs))
         # An entry without id cannot be cited by reference; name it by where it came from.
         ref = ref or f"{resource_type}/#{source}[{index}]"
-        kept[ref] = _Kept(source, index, ref, result.model, raw, draft)
+        key = memo.key(ref, raw) if memo is not None and not draft else None
+        found = memo.get(key) if memo is not None and key is not None else None
+        if found is None:
+            defaults = None
+            if lenient is not None:
+                defaults = {**_DRAFT_DEFAULTS.get(resource_type, {}), **lenient}
+            found = _outcome(resource_type, ref, raw, validate(model_cls, raw, defaults))
+            if memo is not None and key is not None:
+                memo.put(key, found)
+        if found.error is not None:
+            skipped.append(SkippedEntry(source, index, resource_type, found.error))
+            return
+        if found.repairs:
+            repaired.append(RepairedEntry(source, index, resource_type, found.repairs))
+        kept[ref] = _Kept(resource_type, ref, found.fact, found.model, draft)
 
     # Draft orders first: an unsigned order supersedes a stored copy of the same resource.
     drafts = _draft_entries(draft_orders, skipped)
@@ -142,6 +166,16 @@ def parse_record(
             keep(source, index, raw)
 
     return _build(kept, skipped, repaired)
+
+
+def _outcome(resource_type: str, ref: str, raw: Mapping[str, Any], result: Validated
+             ) -> Remembered:
+    if result.model is None:
+        return Remembered(None, None, result.repairs, result.error or "invalid")
+    own_fact = _OWN_FACT.get(resource_type)
+    if own_fact is not None:
+        return Remembered(own_fact(result.model, ref, raw), None, result.repairs, None)
+    return Remembered(None, result.model, result.repairs, None)
 
 
 def _raw_of_type(
@@ -204,11 +238,18 @@ def local_reference(reference: str) -> str:
 def _build(
     kept: dict[str, _Kept], skipped: list[SkippedEntry], repaired: list[RepairedEntry]
 ) -> PatientRecord:
+    by_type: dict[str, list[_Kept]] = {}
+    for k in kept.values():
+        by_type.setdefault(k.resource_type, []).append(k)
+
+    def each(resource_type: str) -> list[_Kept]:
+        return by_type.get(resource_type, [])
+
+    def own(resource_type: str) -> list[Any]:
+        return [k.fact for k in each(resource_type)]
+
     medications: dict[str, facts.MedicationInfo] = {
-        ref: facts.medication_info(k.model)
-        for ref, k in kept.items()
-        if ref.startswith("Medication/")
-    }
+        k.ref: cast(facts.MedicationInfo, k.fact) for k in each("Medication")}
 
     def lookup(model: Any, reference: str) -> facts.MedicationInfo | None:
         local = local_reference(reference)
@@ -218,13 +259,6 @@ def _build(
                     return facts.medication_info(contained)
             return None
         return medications.get(local)
-
-    by_type: dict[str, list[_Kept]] = {}
-    for k in kept.values():
-        by_type.setdefault(k.model.get_resource_type(), []).append(k)
-
-    def each(resource_type: str) -> list[_Kept]:
-        return by_type.get(resource_type, [])
 
     meds = tuple(
         sorted(
@@ -255,20 +289,18 @@ def _build(
         return tuple(sorted(items, key=lambda f: f.ref))
 
     return PatientRecord(
-        patient=_pick_patient([facts.patient(k.model, k.ref) for k in each("Patient")]),
-        conditions=sort([facts.condition(k.model, k.ref) for k in each("Condition")]),
+        patient=_pick_patient(own("Patient")),
+        conditions=sort(own("Condition")),
         medications=meds,
-        allergies=sort([facts.allergy(k.model, k.ref) for k in each("AllergyIntolerance")]),
+        allergies=sort(own("AllergyIntolerance")),
         adverse_events=sort(
             [facts.adverse_event(k.model, k.ref, suspect) for k in each("AdverseEvent")]
         ),
-        procedures=sort([facts.procedure(k.model, k.ref, k.raw) for k in each("Procedure")]),
-        observations=sort([facts.observation(k.model, k.ref) for k in each("Observation")]),
-        devices=sort([facts.device(k.model, k.ref) for k in each("Device")]),
-        service_requests=sort(
-            [facts.service_request(k.model, k.ref) for k in each("ServiceRequest")]
-        ),
-        appointments=sort([facts.appointment(k.model, k.ref) for k in each("Appointment")]),
+        procedures=sort(own("Procedure")),
+        observations=sort(own("Observation")),
+        devices=sort(own("Device")),
+        service_requests=sort(own("ServiceRequest")),
+        appointments=sort(own("Appointment")),
         skipped=tuple(sorted(skipped, key=_entry_order)),
         repaired=tuple(sorted(repaired, key=_entry_order)),
     )

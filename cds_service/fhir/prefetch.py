@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.config import Settings
 from cds_service.fhir.client import FetchResult, QueryLogEntry, bundle_entries, next_link
+from cds_service.fhir.memo import ValidationMemo
 from cds_service.fhir.parse import parse_record
 from cds_service.fhir.record import PatientRecord
 from cds_service.fhir.templates import (
@@ -190,8 +191,9 @@ def build_record(
     accepts_observation: Callable[[Mapping[str, Any]], bool],
     screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
     | None = None,
+    memo: ValidationMemo | None = None,
 ) -> PatientRecord:
     """parse_record over what was resolved, with the keys that stayed missing marked.
     ``accepts_observation`` is the terminology's ``observation_filter``."""
-    record = parse_record(resolved.resources, draft_orders, accepts_observation, screen)
+    record = parse_record(resolved.resources, draft_orders, accepts_observation, screen, memo)
     return dataclasses.replace(record, unavailable=resolved.missing)
