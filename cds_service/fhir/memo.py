@@ -34,10 +34,11 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class Remembered:
-    fact: Any | None  # the domain fact, for resources whose fact needs no other resource
-    model: Any | None  # the validated R4B model, for the others
+    fact: Any | None  # the domain fact
+    model: Any | None  # the validated R4B model, for facts that need other resources (AdverseEvent)
     repairs: tuple[str, ...]
     error: str | None  # why the resource was rejected (fact and model both None)
+    medication_ref: str | None = None  # "Medication/x" a medication use names outside itself
 
 
 @dataclass(slots=True)

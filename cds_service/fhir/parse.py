@@ -8,6 +8,7 @@ A bad entry is reported and skipped; it never fails the call.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -31,6 +32,7 @@ from cds_service.fhir.client import bundle_entries
 from cds_service.fhir.memo import Remembered, ValidationMemo
 from cds_service.fhir.record import (
     Concept,
+    MedicationFact,
     PatientInfo,
     PatientRecord,
     RepairedEntry,
@@ -56,14 +58,17 @@ MODELS: dict[str, Any] = {
     "Appointment": Appointment,
 }
 
-# Resources whose fact is read from the resource alone: validated once per distinct content and
-# remembered as the fact. The others (medication uses, adverse events) name a Medication or a
-# suspect elsewhere in the chart, so their validated model is remembered and the fact is built
-# per call.
+# What each kept type becomes: its fact is read from the resource alone, so it is built once
+# per distinct content and remembered. A medication use that names a Medication elsewhere in
+# the chart gets that Medication's code, form and strength when the record is assembled.
 _OWN_FACT: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
     "Patient": lambda m, ref, _raw: facts.patient(m, ref),
     "Condition": lambda m, ref, _raw: facts.condition(m, ref),
     "Medication": lambda m, _ref, _raw: facts.medication_info(m),
+    "MedicationRequest": lambda m, ref, _raw: facts.medication_request(m, ref, _contained),
+    "MedicationStatement": lambda m, ref, _raw: facts.medication_statement(m, ref, _contained),
+    "MedicationAdministration": lambda m, ref, _raw: facts.medication_administration(
+        m, ref, _contained),
     "AllergyIntolerance": lambda m, ref, _raw: facts.allergy(m, ref),
     "Procedure": facts.procedure,
     "Observation": lambda m, ref, _raw: facts.observation(m, ref),
@@ -71,6 +76,31 @@ _OWN_FACT: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
     "ServiceRequest": lambda m, ref, _raw: facts.service_request(m, ref),
     "Appointment": lambda m, ref, _raw: facts.appointment(m, ref),
 }
+# An adverse event's suspects are looked up among the chart's medications: its validated model
+# is remembered and its fact built per call.
+_MEDICATION_USES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+
+def _contained(model: Any, reference: str) -> facts.MedicationInfo | None:
+    """A Medication contained in the resource itself; one elsewhere is resolved in _build."""
+    local = local_reference(reference)
+    if local.startswith("#"):
+        for contained in model.contained or ():
+            if contained.get_resource_type() == "Medication" and contained.id == local[1:]:
+                return facts.medication_info(contained)
+    return None
+
+
+def _external_medication(resource_type: str, model: Any) -> str | None:
+    """"Medication/x" when a medication use names a Medication outside itself."""
+    if resource_type not in _MEDICATION_USES or model.medicationCodeableConcept is not None:
+        return None
+    reference = model.medicationReference
+    target = reference.reference if reference is not None else None
+    if target and not target.startswith("#"):
+        return local_reference(target)
+    return None
+
 
 # What the CDS Hooks Sandbox leaves out of its draft orders; an unsigned order is a draft order.
 _DRAFT_DEFAULTS: dict[str, dict[str, object]] = {
@@ -85,7 +115,7 @@ class _Kept:
     ref: str
     fact: Any | None  # for _OWN_FACT types
     model: Any | None  # for the others
-    draft: bool
+    medication_ref: str | None  # a medication use's Medication outside itself
 
 
 def parse_record(
@@ -148,7 +178,10 @@ def parse_record(
             return
         if found.repairs:
             repaired.append(RepairedEntry(source, index, resource_type, found.repairs))
-        kept[ref] = _Kept(resource_type, ref, found.fact, found.model, draft)
+        fact = found.fact
+        if draft and isinstance(fact, MedicationFact) and fact.kind == "MedicationRequest":
+            fact = dataclasses.replace(fact, draft=True)
+        kept[ref] = _Kept(resource_type, ref, fact, found.model, found.medication_ref)
 
     # Draft orders first: an unsigned order supersedes a stored copy of the same resource.
     drafts = _draft_entries(draft_orders, skipped)
@@ -170,12 +203,14 @@ def parse_record(
 
 def _outcome(resource_type: str, ref: str, raw: Mapping[str, Any], result: Validated
              ) -> Remembered:
-    if result.model is None:
+    model = result.model
+    if model is None:
         return Remembered(None, None, result.repairs, result.error or "invalid")
     own_fact = _OWN_FACT.get(resource_type)
-    if own_fact is not None:
-        return Remembered(own_fact(result.model, ref, raw), None, result.repairs, None)
-    return Remembered(None, result.model, result.repairs, None)
+    if own_fact is None:
+        return Remembered(None, model, result.repairs, None)
+    return Remembered(own_fact(model, ref, raw), None, result.repairs, None,
+                      _external_medication(resource_type, model))
 
 
 def _raw_of_type(
@@ -251,32 +286,18 @@ def _build(
     medications: dict[str, facts.MedicationInfo] = {
         k.ref: cast(facts.MedicationInfo, k.fact) for k in each("Medication")}
 
-    def lookup(model: Any, reference: str) -> facts.MedicationInfo | None:
-        local = local_reference(reference)
-        if local.startswith("#"):
-            for contained in model.contained or ():
-                if contained.get_resource_type() == "Medication" and contained.id == local[1:]:
-                    return facts.medication_info(contained)
-            return None
-        return medications.get(local)
+    def medication_use(k: _Kept) -> MedicationFact:
+        fact = cast(MedicationFact, k.fact)
+        found = medications.get(k.medication_ref) if k.medication_ref else None
+        if found is None:
+            return fact
+        medication, form, strength = found
+        return dataclasses.replace(fact, medication=medication, form=form, strength=strength)
 
-    meds = tuple(
-        sorted(
-            [
-                facts.medication_request(k.model, k.ref, lookup, k.draft)
-                for k in each("MedicationRequest")
-            ]
-            + [
-                facts.medication_statement(k.model, k.ref, lookup)
-                for k in each("MedicationStatement")
-            ]
-            + [
-                facts.medication_administration(k.model, k.ref, lookup)
-                for k in each("MedicationAdministration")
-            ],
-            key=lambda f: f.ref,
-        )
-    )
+    meds = tuple(sorted(
+        (medication_use(k) for kind in _MEDICATION_USES for k in each(kind)),
+        key=lambda f: f.ref,
+    ))
     med_concepts = {m.ref: m.medication for m in meds}
 
     def suspect(reference: str) -> Concept | None:

@@ -181,3 +181,24 @@ def test_the_record_key_covers_service_prefetch_and_draft_orders() -> None:
                                  {"entry": []})
     assert key != RecordMemo.key("itb-order-select", digests, {"entry": [{}]})
     assert key != RecordMemo.key("itb-order-select", digests, None)
+
+
+def test_a_remembered_medication_use_reads_the_medication_sent_with_it_this_time() -> None:
+    memo = ValidationMemo(100)
+    use = baclofen("r", medicationReference={"reference": "Medication/m"})
+    del use["medicationCodeableConcept"]
+
+    def medication(code: str, display: str) -> dict[str, Any]:
+        return {"resourceType": "Medication", "id": "m",
+                "code": {"coding": [{"system": RXNORM, "code": code, "display": display}]}}
+
+    def chart(code: str, display: str) -> dict[str, list[Any]]:
+        return {"medicationRequests": [use], "medications": [medication(code, display)]}
+
+    first = parse_record(chart("197392", "baclofen 20 MG Oral Tablet"), None, ACCEPT, memo=memo)
+    second = parse_record(chart("6809", "metformin"), None, ACCEPT, memo=memo)
+    alone = parse_record({"medicationRequests": [use]}, None, ACCEPT, memo=memo)
+    assert first.medications[0].medication.codings[0].code == "197392"
+    assert second.medications[0].medication.codings[0].code == "6809"
+    assert alone.medications[0].medication.codings == ()
+    assert second == parse_record(chart("6809", "metformin"), None, ACCEPT)
