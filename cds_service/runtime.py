@@ -67,4 +67,4 @@ class Runtime:
     async def close(self) -> None:
         await self.engine.aclose()
         await self.jwks_http.aclose()
-        self.store.close()
+        await self.store.adrain()  # every queued audit write committed before shutdown ends

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cds_service.api.auth import ClientIdentity, Unauthorized
@@ -66,7 +65,7 @@ async def invoke(service_id: str, request: Request, identity: Identity) -> Respo
     outcome = await rt.engine.invoke(service, body, identity)
     if outcome.record is not None:
         # Durable (database or fsync'd spool) before the response leaves.
-        await run_in_threadpool(rt.store.record_call, outcome.record)
+        await rt.store.record_call_async(outcome.record)
     rt.metrics.observe(service.id, outcome.status, outcome.record)
     media = "application/json" if outcome.status == 200 else "application/fhir+json"
     return JsonResponse(outcome.body, status_code=outcome.status, media_type=media)
@@ -99,7 +98,7 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
         )
         for item in parsed.feedback
     ]
-    summary = await run_in_threadpool(rt.store.record_feedback, service.id, records)
+    summary = await rt.store.record_feedback_async(service.id, records)
     return JsonResponse(
         {
             "spooled": summary.spooled,

@@ -12,10 +12,11 @@ from cds_service.audit.models import (
     SkippedEntry,
     VerifyResult,
 )
-from cds_service.audit.store import AuditStore, AuditUnavailable
+from cds_service.audit.store import AuditStore, AuditStoreClosed, AuditUnavailable
 
 __all__ = [
     "AuditStore",
+    "AuditStoreClosed",
     "AuditUnavailable",
     "CallRecord",
     "CardRecord",

@@ -44,7 +44,10 @@ def utc_now() -> datetime:
 
 class _Record(BaseModel):
     # extra="forbid": a caller cannot smuggle a token in under a field name nobody reviews.
-    model_config = ConfigDict(extra="forbid")
+    # ser_json_inf_nan="constants": the chain serialises records through model_dump_json, and
+    # the default would write NaN as null, changing a hashed value silently; NaN is not JSON,
+    # so the chain's parser refuses it instead (see entry.canonical_record).
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
 class ClientIdentity(_Record):

@@ -66,7 +66,13 @@ class Spool:
 
     def append(self, item: SpoolItem) -> None:
         """Durable before it returns. Call with the lock held."""
-        _append_line(self.path, canonical_json(item.model_dump(mode="json")))
+        self.append_lines([canonical_json(item.model_dump(mode="json"))])
+
+    def append_lines(self, lines: list[str]) -> None:
+        """Canonical item lines, in order, with one fsync. Call with the lock held."""
+        if not lines:
+            return
+        _append_line(self.path, "\n".join(lines))
 
     def replay(self, write: Callable[[SpoolItem], object], is_outage: Callable[[Exception], bool]
                ) -> int:
