@@ -11,7 +11,12 @@ on a fresh SQLite audit log in a temp dir, then:
 4. afterwards: errors, audit records vs successful responses (read from the SQLite file),
    RSS of each worker from /proc.
 
-    .venv/bin/python -m bench.load [--workers 2] [--duration 30] [--chart typical-pump]
+    .venv/bin/python -m bench.load [--workers 2] [--duration 30] [--chart typical-pump] [--cold]
+
+Every request sends the same chart (with its own hookInstance), so by default the workers'
+memos answer it without validating it again: a chart re-opened, order-select firing on every
+edit. ``--cold`` turns the memos off (ITB_CDS_VALIDATION_MEMO_ENTRIES=0,
+ITB_CDS_RECORD_MEMO_ENTRIES=0): every call validates its chart as if never seen.
 
 Needs wrk (Debian: apt-get install -y wrk). Traffic goes to 127.0.0.1 only; every phase is
 bounded in time by wrk's -d and the whole script by its own deadlines.
@@ -196,14 +201,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=int, default=200, help="paced phase: calls/s offered")
     parser.add_argument("--chart", default="typical-pump")
+    parser.add_argument("--cold", action="store_true",
+                        help="memos off: every call validates its chart afresh")
     args = parser.parse_args()
+    memo_env = {"ITB_CDS_VALIDATION_MEMO_ENTRIES": "0",
+                "ITB_CDS_RECORD_MEMO_ENTRIES": "0"} if args.cold else {}
 
     with tempfile.TemporaryDirectory(prefix="itb-load-") as tmp_name:
         tmp = Path(tmp_name)
         body = write_body(tmp, args.chart)
         command = " ".join(server_command(0, args.workers)).replace("--port 0", "--port P")
         print(f"command : {command}")
-        server = start_server(tmp, args.workers)
+        print(f"memos   : {'off (--cold)' if args.cold else 'on (the chart repeats)'}")
+        server = start_server(tmp, args.workers, memo_env)
         try:
             print(f"cold start to /ready: {server.cold_start_s:.2f} s (target <= 2 s)")
             print(f"chart   : {args.chart}, {body.stat().st_size / 1e3:.0f} kB per request; "
