@@ -15,6 +15,7 @@ from cds_service.api.discovery import discovery_document
 from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
 from cds_service.engine import Engine
+from cds_service.fhir.client import shared_ssl_context
 from cds_service.metrics import Metrics
 
 log = logging.getLogger("itb_cds")
@@ -52,7 +53,8 @@ class Runtime:
             store.migrate()  # replays the spool too
         except Exception as exc:  # the service answers on the spool until the database is back
             log.error("audit database unavailable at startup (%s): spooling", type(exc).__name__)
-        jwks_http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        jwks_http = httpx.AsyncClient(verify=shared_ssl_context(), timeout=5.0,
+                                      follow_redirects=False)
         auth = Authenticator(settings, jwks_http, StoreReplayCache(store))
         return cls(
             settings=settings,
