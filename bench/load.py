@@ -1,6 +1,7 @@
 """HTTP load on the production-style deployment, from loopback, with wrk.
 
-Starts the service exactly as README documents for production (uvicorn, one worker per core)
+Starts the service exactly as README documents for production (``itb-cds serve``: uvicorn, one
+worker per core, each with its own SO_REUSEPORT socket)
 on a fresh SQLite audit log in a temp dir, then:
 
 1. cold start: process spawn to the first 200 from /ready;
@@ -60,12 +61,13 @@ def free_port() -> int:
 
 
 def server_command(port: int, workers: int) -> list[str]:
-    """The production command (README): uvicorn, N workers, no access log (the audit log is
-    the record of every call), no proxy headers, no server header."""
+    """The production command (README): ``itb-cds serve``, one uvicorn worker per core, each
+    with its own SO_REUSEPORT socket; no access log (the audit log is the record of every
+    call), no proxy headers, no server header."""
     return [
-        str(ROOT / ".venv" / "bin" / "uvicorn"), "cds_service.asgi:app",
+        str(ROOT / ".venv" / "bin" / "itb-cds"), "serve",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--no-access-log", "--no-proxy-headers", "--no-server-header", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning",
     ]
 
 

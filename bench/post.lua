@@ -5,8 +5,8 @@
 -- BODY_FILE holds the request with the placeholder hookInstance below; each request splices
 -- in "<thread>-<RUN>-...-<counter>" in a UUID's shape, so every call is a new audit record
 -- (RUN, a number below 65536, must differ between wrk runs against one audit log).
--- DELAY_MS (optional) makes each connection wait that long between requests: with C
--- connections the offered rate is about C * 1000 / (DELAY_MS + latency) calls/s.
+-- DELAY_MS (optional) makes each connection wait that long on average between requests: with
+-- C connections the offered rate is about C * 1000 / (DELAY_MS + latency) calls/s.
 -- done() prints one JSON line (prefixed "WRK_JSON ") that bench/load.py reads.
 
 local PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
@@ -24,6 +24,7 @@ function setup(thread)
 end
 
 function init(args)
+  math.randomseed(os.time() + thread_id)
   local f = assert(io.open(args[1], "rb"))
   local body = f:read("*all")
   f:close()
@@ -37,8 +38,11 @@ function init(args)
   wrk.headers["Content-Type"] = "application/json"
 end
 
+-- Uniform in [0, 2 * DELAY_MS]: the same mean, but connections that all waited exactly
+-- DELAY_MS would stay in step and arrive as bursts of C requests at once.
 function delay()
-  return delay_ms
+  if delay_ms == 0 then return 0 end
+  return math.random(0, 2 * delay_ms)
 end
 
 function request()

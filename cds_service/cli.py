@@ -30,22 +30,20 @@ _mount_audit()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (ITB_CDS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (ITB_CDS_PORT).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes (one per core).")] = 1,
+    access_log: Annotated[bool, typer.Option(
+        help="Log every request line (the audit log records every call anyway).")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Start the service on embedded defaults (SQLite audit log, demo fixtures)."""
-    import uvicorn
+    """Start the service on embedded defaults (SQLite audit log, demo fixtures). With several
+    workers each has its own SO_REUSEPORT socket, so persistent connections spread evenly."""
+    from cds_service.serve import ServeOptions
+    from cds_service.serve import serve as run_workers
 
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(
-        "cds_service.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=False,
-        server_header=False,
-    )
+    run_workers(ServeOptions(host=host or settings.host, port=port or settings.port,
+                             workers=workers, log_level=log_level, access_log=access_log))
 
 
 @app.command()
@@ -107,3 +105,7 @@ def _human(status: int, body: dict[str, Any]) -> str:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Several uvicorn workers, each with its own listening socket on the same port (SO_REUSEPORT).
+
+``uvicorn --workers N`` (and gunicorn) bind one socket in the supervisor and let every worker
+accept from it; a connection belongs to whichever worker won the race for it. An EHR keeps a
+pool of persistent connections open, and they arrive together: measured here, 31 of 32 wrk
+connections landed on one of two workers, which then ran at 100% while the other idled, and
+the service answered at half its capacity with five times the latency. With SO_REUSEPORT each
+worker binds its own socket and the kernel spreads new connections over them by a hash of the
+connection, so a pool splits evenly between workers however it is opened.
+
+Each worker is an ordinary ``uvicorn.Server`` on ``cds_service.asgi:app``; this module only
+binds its socket and keeps N of them running (a worker that dies is started again). Where the
+platform has no load-balancing SO_REUSEPORT (only Linux has), it falls back to uvicorn's own
+workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+APP = "cds_service.asgi:app"
+BACKLOG = 2048
+RESTART_CHECK_S = 0.5
+STOP_GRACE_S = 20.0
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str
+    port: int
+    workers: int
+    log_level: str = "info"
+    access_log: bool = True
+
+
+def reuse_port_balances() -> bool:
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(options: ServeOptions) -> None:
+    import uvicorn
+
+    sock = bind(options.host, options.port)
+    config = uvicorn.Config(APP, host=options.host, port=options.port,
+                            log_level=options.log_level, access_log=options.access_log,
+                            proxy_headers=False, server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve(options: ServeOptions) -> None:
+    """Run until SIGINT/SIGTERM; with one worker, or without SO_REUSEPORT balancing, this is
+    plain ``uvicorn.run``."""
+    import uvicorn
+
+    if options.workers <= 1 or not reuse_port_balances():
+        uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
+                    log_level=options.log_level, access_log=options.access_log,
+                    proxy_headers=False, server_header=False)
+        return
+    if options.port == 0:
+        raise ValueError("several workers need a fixed port to share")
+    # Fail here, in the supervisor, when the port is taken: not N times in the workers.
+    bind(options.host, options.port).close()
+
+    context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def start() -> BaseProcess:
+        process = context.Process(target=_worker, args=(options,), daemon=False)
+        process.start()
+        return process
+
+    workers = [start() for _ in range(options.workers)]
+    log.info("%d workers on %s:%d, one SO_REUSEPORT socket each (pids %s)",
+             options.workers, options.host, options.port, [w.pid for w in workers])
+    try:
+        while not stop.wait(RESTART_CHECK_S):
+            for i, worker in enumerate(workers):
+                if not worker.is_alive():
+                    log.error("worker %s exited with %s; starting another",
+                              worker.pid, worker.exitcode)
+                    workers[i] = start()
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: uvicorn finishes in-flight requests, then stops
+        for worker in workers:
+            worker.join(STOP_GRACE_S)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
