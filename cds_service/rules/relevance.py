@@ -33,23 +33,32 @@ MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdmin
 Screen = Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
 
 
+class _Unreadable(Exception):
+    """A shape the screen does not understand: validation (and its repairs) must decide."""
+
+
 def raw_concept(value: object) -> Concept | None:
-    if not isinstance(value, dict):
+    """The CodeableConcept as the parser will read it; raises _Unreadable for any shape the
+    repairer might still mend (one coding sent as an object is wrapped in a list here too)."""
+    if value is None:
         return None
-    codings = value.get("coding")
+    if not isinstance(value, dict):
+        raise _Unreadable
+    codings = value.get("coding", [])
+    if isinstance(codings, dict):
+        codings = [codings]
     text = value.get("text")
-    return Concept(
-        codings=tuple(
-            Coding(
-                system=c.get("system") if isinstance(c.get("system"), str) else None,
-                code=c.get("code") if isinstance(c.get("code"), str) else None,
-                display=c.get("display") if isinstance(c.get("display"), str) else None,
-            )
-            for c in (codings if isinstance(codings, list) else ())
-            if isinstance(c, dict)
-        ),
-        text=text if isinstance(text, str) else None,
-    )
+    if not isinstance(codings, list) or not (text is None or isinstance(text, str)):
+        raise _Unreadable
+    out = []
+    for c in codings:
+        if not isinstance(c, dict):
+            raise _Unreadable
+        fields = (c.get("system"), c.get("code"), c.get("display"))
+        if not all(f is None or isinstance(f, str) for f in fields):
+            raise _Unreadable
+        out.append(Coding(system=fields[0], code=fields[1], display=fields[2]))
+    return Concept(codings=tuple(out), text=text)
 
 
 def _referenced_medication(
@@ -82,6 +91,14 @@ def _dosages(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def make_screen(terms: Terminology) -> Screen:
     def wants(
+        resource_type: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+    ) -> bool:
+        try:
+            return read(resource_type, raw, medications)
+        except _Unreadable:
+            return True
+
+    def read(
         resource_type: str, raw: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
     ) -> bool:
         if resource_type == "Condition":
