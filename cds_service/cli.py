@@ -37,13 +37,17 @@ def serve(
 ) -> None:
     """Start the service on embedded defaults (SQLite audit log, demo fixtures). With several
     workers each has its own SO_REUSEPORT socket, so persistent connections spread evenly."""
-    from cds_service.serve import ServeOptions
+    from cds_service.serve import GaveUp, ServeOptions
     from cds_service.serve import serve as run_workers
 
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    run_workers(ServeOptions(host=host or settings.host, port=port or settings.port,
-                             workers=workers, log_level=log_level, access_log=access_log))
+    try:
+        run_workers(ServeOptions(host=host or settings.host, port=port or settings.port,
+                                 workers=workers, log_level=log_level, access_log=access_log))
+    except GaveUp as exc:
+        typer.echo(f"itb-cds serve: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -16,12 +16,15 @@ workers.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -32,6 +35,12 @@ APP = "cds_service.asgi:app"
 BACKLOG = 2048
 RESTART_CHECK_S = 0.5
 STOP_GRACE_S = 20.0
+# A worker that dies sooner than this after its start failed to start (a bad catalogue, a
+# database it cannot migrate): after this many such deaths in a row the supervisor gives up
+# and exits non-zero, so that systemd or Kubernetes see the failure instead of a restart loop.
+EARLY_DEATH_S = 10.0
+EARLY_DEATHS_TO_GIVE_UP = 5
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -47,25 +56,43 @@ def reuse_port_balances() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
 
+def _die_with_parent() -> None:
+    """A worker whose supervisor is gone (SIGKILL, OOM) must not go on serving the port
+    unsupervised next to the next instance: Linux sends it SIGTERM when the parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker(options: ServeOptions) -> None:
     import uvicorn
 
-    sock = bind(options.host, options.port)
+    _die_with_parent()
     config = uvicorn.Config(APP, host=options.host, port=options.port,
                             log_level=options.log_level, access_log=options.access_log,
                             proxy_headers=False, server_header=False)
+    # The app first, the socket second: the kernel queues connections on a bound socket,
+    # and a worker still importing would hold them for seconds.
+    config.load()
+    sock = bind(options.host, options.port)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+class GaveUp(RuntimeError):
+    """Workers kept dying at start; the supervisor stopped."""
 
 
 def serve(options: ServeOptions) -> None:
@@ -80,8 +107,9 @@ def serve(options: ServeOptions) -> None:
         return
     if options.port == 0:
         raise ValueError("several workers need a fixed port to share")
-    # Fail here, in the supervisor, when the port is taken: not N times in the workers.
-    bind(options.host, options.port).close()
+    # Fail here, in the supervisor, when the port is taken: not N times in the workers. The
+    # probe has no SO_REUSEPORT, so another instance's workers make it fail too.
+    bind(options.host, options.port, reuse_port=False).close()
 
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -91,21 +119,31 @@ def serve(options: ServeOptions) -> None:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
+    started: dict[int, float] = {}
+
     def start() -> BaseProcess:
         process = context.Process(target=_worker, args=(options,), daemon=False)
         process.start()
+        started[id(process)] = time.monotonic()
         return process
 
     workers = [start() for _ in range(options.workers)]
     log.info("%d workers on %s:%d, one SO_REUSEPORT socket each (pids %s)",
              options.workers, options.host, options.port, [w.pid for w in workers])
+    early_deaths = 0
     try:
         while not stop.wait(RESTART_CHECK_S):
             for i, worker in enumerate(workers):
-                if not worker.is_alive():
-                    log.error("worker %s exited with %s; starting another",
-                              worker.pid, worker.exitcode)
-                    workers[i] = start()
+                if worker.is_alive():
+                    continue
+                lived = time.monotonic() - started.pop(id(worker))
+                early_deaths = early_deaths + 1 if lived < EARLY_DEATH_S else 0
+                if early_deaths >= EARLY_DEATHS_TO_GIVE_UP:
+                    raise GaveUp(f"{early_deaths} workers in a row died within "
+                                 f"{EARLY_DEATH_S:g} s of starting; see their log above")
+                log.error("worker %s exited with %s after %.1f s; starting another",
+                          worker.pid, worker.exitcode, lived)
+                workers[i] = start()
     finally:
         for worker in workers:
             if worker.is_alive():

@@ -4,6 +4,7 @@ worker that dies is replaced; SIGINT stops them all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -58,13 +59,14 @@ def ready(url: str) -> bool:
         return False
 
 
-def owner_of_connections(port: int, pids: list[int]) -> Counter[int]:
-    """Which worker holds each established server-side connection on ``port`` (from /proc)."""
+def owner_of_connections(port: int, pids: list[int], state: str = "01") -> Counter[int]:
+    """How many of the sockets on ``port`` in ``state`` each worker holds (from /proc);
+    01 is ESTABLISHED, 0A is LISTEN."""
     inodes: set[str] = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local_port = int(fields[1].split(":")[1], 16)
-        if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+        if local_port == port and fields[3] == state:
             inodes.add(fields[9])
     owners: Counter[int] = Counter()
     for pid in pids:
@@ -78,26 +80,52 @@ def owner_of_connections(port: int, pids: list[int]) -> Counter[int]:
     return owners
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
+def serve_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"]
+
+
+def serve_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ITB_CDS_")}
     env.update({"ITB_CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
                 "ITB_CDS_SPOOL_PATH": str(tmp_path / "audit.spool"),
-                "ITB_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"})
-    command = [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2", "--no-access-log",
-               "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: len(workers_of(process.pid)) == 2 and ready(
-            f"http://127.0.0.1:{port}"), "two ready workers")
-        yield process, port
-    finally:
-        if process.poll() is None:
+                "ITB_CDS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **extra})
+    return env
+
+
+def stop(process: subprocess.Popen[bytes], workers: list[int]) -> None:
+    """SIGINT and wait; whatever is still running after that is killed, workers included."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
             process.kill()
             process.wait(30)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    process = subprocess.Popen(serve_command(port), cwd=PROJECT_ROOT,
+                               env=serve_env(tmp_path, port),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+
+    def two_ready_workers() -> bool:
+        workers = workers_of(process.pid)
+        seen.update(workers)
+        listening = owner_of_connections(port, workers, state="0A")
+        return len(listening) == 2 and ready(f"http://127.0.0.1:{port}")
+
+    try:
+        wait_for(two_ready_workers, "two workers listening")
+        yield process, port
+    finally:
+        stop(process, sorted(seen | set(workers_of(process.pid))))
 
 
 def responses(connections: list[socket.socket], quiet_s: float) -> set[int]:
@@ -162,3 +190,32 @@ def test_a_dead_worker_is_replaced_and_sigint_stops_everything(
     process.send_signal(signal.SIGINT)
     assert process.wait(60) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_a_second_instance_on_a_served_port_refuses_to_start(
+        served: tuple[subprocess.Popen[bytes], int], tmp_path: Path) -> None:
+    _, port = served
+    second = subprocess.run(serve_command(port), cwd=PROJECT_ROOT,
+                            env=serve_env(tmp_path / "second", port), capture_output=True,
+                            timeout=120)
+    assert second.returncode != 0
+    assert b"address already in use" in second.stderr.lower()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(
+        served: tuple[subprocess.Popen[bytes], int]) -> None:
+    process, _ = served
+    workers = workers_of(process.pid)
+    process.kill()
+    process.wait(30)
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers),
+             "the orphaned workers to exit")
+
+
+def test_workers_that_cannot_start_make_the_supervisor_give_up(tmp_path: Path) -> None:
+    port = free_port()
+    failing = subprocess.run(serve_command(port), cwd=PROJECT_ROOT, timeout=300,
+                             env=serve_env(tmp_path, port, ITB_CDS_CARDS_DIR=str(
+                                 tmp_path / "no-such-catalogue")), capture_output=True)
+    assert failing.returncode == 1
+    assert b"died within" in failing.stderr
