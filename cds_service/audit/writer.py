@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from cds_service.audit.entry import Prepared
 from cds_service.audit.models import FeedbackSummary
+
+log = logging.getLogger(__name__)
 
 # One transaction stays short (a few ms) even when a burst queues hundreds of items.
 BATCH_MAX = 64
@@ -71,6 +75,12 @@ def _settle_asyncio(done: asyncio.Future[FeedbackSummary], result: FeedbackSumma
         done.set_result(result or FeedbackSummary())
 
 
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
 class GroupWriter:
     def __init__(self, write_batch: WriteBatch, *, batch_max: int = BATCH_MAX,
                  name: str = "itb-audit-writer") -> None:
@@ -86,6 +96,15 @@ class GroupWriter:
         self._pid = os.getpid()
         self._closed = False
         self.stats = WriterStats()
+        # A child forked while another thread held a lock would wait for it forever. The hook
+        # holds the writer weakly: registered hooks live as long as the process.
+        reset = weakref.WeakMethod(self._reset_locks_in_child)
+        os.register_at_fork(after_in_child=lambda: _call_if_alive(reset))
+
+    def _reset_locks_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._mutex = threading.Lock()
 
     def write(self, item: Prepared) -> FeedbackSummary:
         """Block until the item is committed or spooled; raises what the writer raised."""
@@ -190,17 +209,22 @@ class GroupWriter:
         return self._write_batch(items)
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Write the batch and tell every waiter; nothing here may end the writer thread."""
+        outcomes: list[tuple[FeedbackSummary | None, BaseException | None]]
         try:
             with self._mutex:
                 results = self._write_counted([p.item for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
+            outcomes = [(result, None) for result in results]
         except BaseException as exc:  # every waiter must hear of it, or it waits forever
-            self._written(len(batch))
-            for p in batch:
-                p.settle(None, exc)
-            return
+            outcomes = [(None, exc)] * len(batch)
         self._written(len(batch))
-        for p, result in zip(batch, results, strict=True):
-            p.settle(result, None)
+        for p, (result, error) in zip(batch, outcomes, strict=True):
+            try:
+                p.settle(result, error)
+            except Exception:
+                log.exception("could not hand an audit write's result to its caller")
 
     def _written(self, count: int) -> None:
         with self._lock:

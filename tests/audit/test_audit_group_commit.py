@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -291,3 +292,61 @@ def test_drain_writes_everything_queued_and_the_store_stays_usable(
 
     assert _order(store) == [c.hook_instance for c in calls]
     assert store.verify().ok
+
+
+def test_a_writer_that_cannot_pair_results_with_waiters_fails_them_all_and_keeps_running(
+) -> None:
+    from cds_service.audit.writer import GroupWriter
+
+    calls: list[int] = []
+
+    def short_by_one(items: list[Any]) -> list[FeedbackSummary]:
+        calls.append(len(items))
+        return [FeedbackSummary(stored=1)] * (len(items) - 1 if len(calls) == 1 else len(items))
+
+    writer = GroupWriter(short_by_one)
+
+    async def two() -> list[Any]:
+        return await asyncio.gather(writer.write_async(object()),  # type: ignore[arg-type]
+                                    return_exceptions=True)
+
+    [first] = asyncio.run(two())
+    assert isinstance(first, RuntimeError) and "results for a batch" in str(first)
+    assert asyncio.run(writer.write_async(object())).stored == 1  # type: ignore[arg-type]
+    writer.close()
+
+
+def test_a_child_forked_while_a_writer_lock_is_held_can_still_write() -> None:
+    import os
+    import threading
+
+    from cds_service.audit.writer import GroupWriter
+
+    writer = GroupWriter(lambda items: [FeedbackSummary(stored=1) for _ in items])
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with writer._lock, writer._mutex:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    pid = os.fork()
+    if pid == 0:  # the child: the holding thread does not exist here
+        try:
+            code = 0 if writer.write(object()).stored == 1 else 1  # type: ignore[arg-type]
+        finally:
+            os._exit(locals().get("code", 2))
+    release.set()
+    holder.join()
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child deadlocked on an inherited writer lock")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    writer.close()
