@@ -81,7 +81,7 @@ class _PageError(Exception):
 
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
-    """One TLS context (system CA bundle) for every outbound client of the process: building
+    """One TLS context (certifi's bundle, or SSL_CERT_FILE) for every outbound client: building
     one reads and parses the whole bundle, ~45 ms of a worker's cold start each time."""
     return httpx.create_ssl_context()
 
