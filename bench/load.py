@@ -1,7 +1,7 @@
 """HTTP load on the production-style deployment, from loopback, with wrk.
 
-Starts the service exactly as README documents for production (``itb-cds serve``: uvicorn, one
-worker per core, each with its own SO_REUSEPORT socket)
+Starts the service exactly as README documents for production (``python -m cds_service.serve``:
+uvicorn, one worker per core, each with its own SO_REUSEPORT socket)
 on a fresh SQLite audit log in a temp dir, then:
 
 1. cold start: process spawn to the first 200 from /ready;
@@ -61,11 +61,11 @@ def free_port() -> int:
 
 
 def server_command(port: int, workers: int) -> list[str]:
-    """The production command (README): ``itb-cds serve``, one uvicorn worker per core, each
-    with its own SO_REUSEPORT socket; no access log (the audit log is the record of every
-    call), no proxy headers, no server header."""
+    """The production command (README): ``python -m cds_service.serve``, one uvicorn worker
+    per core, each with its own SO_REUSEPORT socket; no access log (the audit log is the
+    record of every call), no proxy headers, no server header."""
     return [
-        str(ROOT / ".venv" / "bin" / "itb-cds"), "serve",
+        str(ROOT / ".venv" / "bin" / "python"), "-m", "cds_service.serve",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--log-level", "warning",
     ]

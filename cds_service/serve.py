@@ -155,3 +155,35 @@ def serve(options: ServeOptions) -> None:
                 worker.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m cds_service.serve --host H --port P --workers N``: the production command.
+
+    The supervisor only binds, spawns and watches, so it imports nothing of the service
+    (``itb-cds serve`` first loads the whole CLI, ~1 s of a cold start); the workers import the
+    app and read their ``ITB_CDS_*`` settings themselves.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cds_service.serve",
+                                     description=main.__doc__.splitlines()[0] if main.__doc__
+                                     else None)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        serve(ServeOptions(host=args.host, port=args.port, workers=args.workers,
+                           log_level=args.log_level, access_log=args.access_log))
+    except GaveUp as exc:
+        print(f"cds_service.serve: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
-"""``itb-cds serve --workers N``: every worker has its own SO_REUSEPORT socket, so a pool of
-persistent connections (an EHR's) is spread over the workers instead of landing on one; a
-worker that dies is replaced; SIGINT stops them all."""
+"""``python -m cds_service.serve`` (the production command) with N workers: every worker has
+its own SO_REUSEPORT socket, so a pool of persistent connections (an EHR's) is spread over the
+workers instead of landing on one; a worker that dies is replaced; SIGINT stops them all; a
+second instance cannot share the port; workers die with their supervisor."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ def owner_of_connections(port: int, pids: list[int], state: str = "01") -> Count
 
 
 def serve_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "cds_service.cli", "serve", "--host", "127.0.0.1",
+    """The production command (README)."""
+    return [sys.executable, "-m", "cds_service.serve", "--host", "127.0.0.1",
             "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"]
 
 
