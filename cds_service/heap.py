@@ -19,4 +19,7 @@ import gc
 
 
 def settle_after_startup() -> None:
+    """Freeze what startup built, then let the collector run (the entry point turned it off
+    while startup built it)."""
     gc.freeze()
+    gc.enable()
