@@ -150,6 +150,20 @@ def test_an_outage_mid_run_spools_every_batch_in_order_and_replays_it(
 
 
 @contextmanager
+def installed(store: AuditStore, create: list[str], drop: list[str]) -> Iterator[None]:
+    """Run ``create`` statements, and ``drop`` ones afterwards whatever happened."""
+    with store.engine.begin() as conn:
+        for statement in create:
+            conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        with store.engine.begin() as conn:
+            for statement in drop:
+                conn.execute(text(statement))
+
+
+@contextmanager
 def refusing(store: AuditStore, backend: str, key: str) -> Iterator[None]:
     """A trigger that makes the database refuse one entry (not an outage: a constraint)."""
     if backend == "sqlite":
@@ -165,15 +179,8 @@ def refusing(store: AuditStore, backend: str, key: str) -> Iterator[None]:
             "EXECUTE FUNCTION refuse_one()",
         ]
         drop = ["DROP TRIGGER refuse_one ON audit_entry", "DROP FUNCTION refuse_one()"]
-    with store.engine.begin() as conn:
-        for statement in create:
-            conn.execute(text(statement))
-    try:
+    with installed(store, create, drop):
         yield
-    finally:
-        with store.engine.begin() as conn:
-            for statement in drop:
-                conn.execute(text(statement))
 
 
 def test_a_refused_item_does_not_lose_its_batch_neighbours(
@@ -244,15 +251,8 @@ def failing_operationally(store: AuditStore, backend: str) -> Iterator[None]:
             "EXECUTE FUNCTION fail_all()",
         ]
         drop = ["DROP TRIGGER fail_all ON audit_entry", "DROP FUNCTION fail_all()"]
-    with store.engine.begin() as conn:
-        for statement in create:
-            conn.execute(text(statement))
-    try:
+    with installed(store, create, drop):
         yield
-    finally:
-        with store.engine.begin() as conn:
-            for statement in drop:
-                conn.execute(text(statement))
 
 
 def test_an_operational_error_inside_the_batch_spools_the_batch_whole_and_in_order(
