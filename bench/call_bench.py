@@ -89,7 +89,7 @@ async def run(args: argparse.Namespace) -> None:
             return orjson.dumps(orjson.loads(raw))
 
         def forget() -> None:
-            rt.engine.memo.clear()
+            rt.engine.validation_memo.clear()
             rt.engine.record_memo.clear()
 
         async def cold_call(raw: bytes) -> bytes:

@@ -81,12 +81,12 @@ class Engine:
     fhir: FhirClient
     clock: Callable[[], datetime]
     screen: Screen = field(init=False)
-    memo: ValidationMemo = field(init=False)
+    validation_memo: ValidationMemo = field(init=False)
     record_memo: RecordMemo = field(init=False)
 
     def __post_init__(self) -> None:
         self.screen = make_screen(self.terminology)
-        self.memo = ValidationMemo(self.settings.validation_memo_entries)
+        self.validation_memo = ValidationMemo(self.settings.validation_memo_entries)
         self.record_memo = RecordMemo(self.settings.record_memo_entries)
 
     @classmethod
@@ -118,7 +118,7 @@ class Engine:
             draft_orders,
             self.terminology.observation_filter,
             self.screen,
-            self.memo,
+            self.validation_memo,
         )
         if key is not None:
             self.record_memo.put(key, record)
