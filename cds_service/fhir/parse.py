@@ -76,8 +76,8 @@ _OWN_FACT: dict[str, Callable[[Any, str, Mapping[str, Any]], Any]] = {
     "ServiceRequest": lambda m, ref, _raw: facts.service_request(m, ref),
     "Appointment": lambda m, ref, _raw: facts.appointment(m, ref),
 }
-# An adverse event's suspects are looked up among the chart's medications: its validated model
-# is remembered and its fact built per call.
+# AdverseEvent is not above: its suspects are looked up among the chart's medications, so its
+# validated model is remembered and its fact built per call.
 _MEDICATION_USES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 
 
