@@ -98,9 +98,9 @@ class GaveUp(RuntimeError):
 def serve(options: ServeOptions) -> None:
     """Run until SIGINT/SIGTERM; with one worker, or without SO_REUSEPORT balancing, this is
     plain ``uvicorn.run``."""
-    import uvicorn
-
     if options.workers <= 1 or not reuse_port_balances():
+        import uvicorn
+
         uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
                     log_level=options.log_level, access_log=options.access_log,
                     proxy_headers=False, server_header=False)
