@@ -7,7 +7,6 @@ processes (each ``open`` gets its own lock, so threads of one process exclude ea
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from cds_service.audit import filelock
 from cds_service.audit.chain import canonical_json
 from cds_service.audit.models import CallRecord, FeedbackRecord
 
@@ -57,12 +57,8 @@ class Spool:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with filelock.exclusive(self._lock_path):
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     def append(self, item: SpoolItem) -> None:
         """Durable before it returns. Call with the lock held."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -34,7 +33,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 
-from cds_service.audit import export, migrations, report
+from cds_service.audit import export, filelock, migrations, report
 from cds_service.audit.chain import GENESIS_HASH, link_hash
 from cds_service.audit.entry import (
     Prepared,
@@ -485,12 +484,8 @@ class AuditStore:
         if self._lock_path is None:
             yield
             return
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with filelock.exclusive(self._lock_path):
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Connection]:
