@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from cds_service.config import Settings
 from cds_service.fhir.record import PatientRecord
-from cds_service.rules.chart import label, observations_of, when
+from cds_service.rules.chart import BOOKED_APPOINTMENT, label, observations_of, when
 from cds_service.rules.dataquality import missing_data
 from cds_service.rules.dates import add_months, add_years, calendar_days_until, iso_date
 from cds_service.rules.finding import Evidence, Finding, Number, Tier
@@ -26,7 +26,6 @@ NOTES = ("programmable-assumed", "service-life-assumed", "booked-but-critical",
 PUMP_NOTES = ("no-backup-oral-baclofen",)
 
 _PLANNED_PROCEDURE = frozenset({"preparation", "in-progress"})
-_BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
 
 
 def end_of_service(implanted: datetime, service_life_years: float,
@@ -69,7 +68,7 @@ def _booked(record: PatientRecord, terms: Terminology, implanted: datetime | Non
                 "itb-pump-replacement", p.code) and later(p.performed):
             return p.performed, p.ref
     for a in record.appointments:
-        if (a.status or "").lower() in _BOOKED_APPOINTMENT and later(a.start) and (
+        if (a.status or "").lower() in BOOKED_APPOINTMENT and later(a.start) and (
             any(terms.match("itb-pump-replacement", c) for c in a.codes)
             or terms.match_text("itb-pump-replacement", a.description)
         ):

@@ -25,6 +25,8 @@ VOID_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 # MedicationRequest/Statement statuses that mean the patient is (still) meant to take it.
 CURRENT_MEDICATION = frozenset({"active", "intended"})
 VOID_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
+# Appointment statuses that mean the visit will happen (the refill and battery rules alike).
+BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
 
 
 def condition_is_active(c: ConditionFact) -> bool:

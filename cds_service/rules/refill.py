@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from cds_service.config import Settings
 from cds_service.fhir.record import MedicationFact, ObservationFact, PatientRecord, ProcedureFact
 from cds_service.rules.chart import (
+    BOOKED_APPOINTMENT,
     CURRENT_MEDICATION,
     is_intrathecal_baclofen,
     label,
@@ -40,7 +41,6 @@ PUMP_NOTES = ("no-backup-oral-baclofen",)
 
 _SAME_VISIT = timedelta(days=1)
 _EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
-_BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ def _booking(record: PatientRecord, terms: Terminology, after: datetime, due: da
              now: datetime) -> tuple[datetime, str] | None:
     found: list[tuple[datetime, str]] = []
     for a in record.appointments:
-        if (a.status or "").lower() not in _BOOKED_APPOINTMENT or a.start is None:
+        if (a.status or "").lower() not in BOOKED_APPOINTMENT or a.start is None:
             continue
         if not (a.start >= after and a.start >= now - _SAME_VISIT and a.start <= due):
             continue
