@@ -23,10 +23,11 @@ from pathlib import Path
 
 from bench.call_bench import make_runtime
 from bench.charts import chart_request
-from cds_service.api.discovery import SERVICES_BY_ID
 from cds_service.audit.models import CallRecord
 from cds_service.audit.store import AuditStore
+from cds_service.audit.trace import call_record
 from cds_service.config import Settings
+from cds_service.services import SERVICES_BY_ID
 
 PRODUCERS = (1, 8, 32)
 
@@ -35,10 +36,8 @@ async def realistic_record(tmp: Path) -> CallRecord:
     rt = make_runtime(tmp)
     try:
         request = {**chart_request("typical", "pump"), "hookInstance": str(uuid.uuid4())}
-        outcome = await rt.engine.invoke(SERVICES_BY_ID["itb-patient-view"], request, None)
-        if outcome.record is None:
-            raise RuntimeError(f"the engine answered {outcome.status} without a record")
-        return outcome.record
+        result = await rt.engine.invoke(SERVICES_BY_ID["itb-patient-view"], request)
+        return call_record(result.trace)
     finally:
         await rt.close()
 

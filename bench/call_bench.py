@@ -32,9 +32,10 @@ import orjson
 
 from bench.charts import KINDS, SIZES, chart_request, resource_count
 from cds_service.api.body import nesting_depth_exceeds
-from cds_service.api.discovery import SERVICES_BY_ID
+from cds_service.audit.trace import call_record
 from cds_service.config import Settings
 from cds_service.runtime import Runtime
+from cds_service.services import SERVICES_BY_ID
 
 TARGETS = {"typical": 3.0, "large": 5.0}
 
@@ -79,11 +80,9 @@ async def run(args: argparse.Namespace) -> None:
             body = orjson.loads(raw)
             if nesting_depth_exceeds(raw, settings.max_json_depth):
                 raise RuntimeError("bench chart too deep")
-            outcome = await rt.engine.invoke(service, body, None)
-            if outcome.status != 200 or outcome.record is None:
-                raise RuntimeError(f"bench call answered {outcome.status}: {outcome.body}")
-            await rt.store.record_call_async(outcome.record)
-            return orjson.dumps(outcome.body)
+            result = await rt.engine.invoke(service, body)
+            await rt.store.record_call_async(call_record(result.trace))
+            return orjson.dumps(result.body)
 
         async def round_trip(raw: bytes) -> bytes:
             return orjson.dumps(orjson.loads(raw))

@@ -16,7 +16,6 @@ from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.openapi import install_openapi
 from cds_service.config import AuthMode, Settings
 from cds_service.runtime import Runtime
-from cds_service.web import web_router
 
 log = logging.getLogger("itb_cds")
 
@@ -60,7 +59,9 @@ def create_app(
     app.include_router(services.router)
     app.include_router(health.router)
     if settings.sandbox_enabled:
-        app.include_router(web_router(settings))  # /sandbox and /fhir (synthetic fixtures)
+        from cds_service.sandbox import sandbox_routes  # imported only when mounted
+
+        app.include_router(sandbox_routes(settings))  # /sandbox and /fhir (synthetic fixtures)
     app.add_middleware(
         CorsAndSecurityHeaders, origins=settings.cors_origins, page_prefixes=("/docs", "/sandbox")
     )

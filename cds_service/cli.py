@@ -74,7 +74,7 @@ def run(
     ] = None,
 ) -> None:
     """Print the cards a fixture produces, without starting a server."""
-    from cds_service.demo import run_fixture
+    from cds_service.sandbox.demo import run_fixture
 
     now = datetime.fromisoformat(at) if at else None
     if now is not None and now.tzinfo is None:

@@ -1,7 +1,8 @@
-"""One service call from validated JSON to response, with its audit record.
+"""One service call: a CDS Hooks request in, cards and a typed call trace out.
 
 The order is the architecture's arrow: wire model → prefetch → record → rules → catalogue →
-response → audit. Nothing here knows HTTP; the route turns ``Outcome`` into a response.
+response. Nothing here knows HTTP or the audit store: a call that cannot be answered raises a
+domain error (``cds_service.errors``), and the caller records the trace.
 """
 
 from __future__ import annotations
@@ -15,42 +16,44 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cds_service.api.auth import ClientIdentity
-from cds_service.api.discovery import ServiceSpec
-from cds_service.api.errors import ApiError, operation_outcome
 from cds_service.audit.chain import payload_digest
-from cds_service.audit.models import CallRecord, CardRecord, FindingRecord, QueryRecord
-from cds_service.audit.models import ClientIdentity as AuditClient
-from cds_service.audit.models import SkippedEntry as AuditSkipped
 from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
+from cds_service.errors import InvalidRequest, RequiredDataMissing, validation_details
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.memo import RecordMemo, ValidationMemo
 from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
 from cds_service.fhir.record import PatientRecord
-from cds_service.hooks.models import CONTEXT_MODELS, Card, CdsRequest, CdsResponse
+from cds_service.fhir.relevance import Screen, make_screen
+from cds_service.hooks.models import Card, CdsRequest, CdsResponse, PatientViewContext
 from cds_service.rules import RULES, evaluate
-from cds_service.rules.relevance import Screen, make_screen
+from cds_service.rules.finding import Finding
+from cds_service.services import ServiceSpec
 from cds_service.terminology import Terminology
+from cds_service.trace import CallTrace
 
 # Card and suggestion uuids derive from hookInstance so that a retried call (same
 # hookInstance, possibly on another worker) returns the same uuids and feedback still joins.
 _UUID_NAMESPACE = uuid.UUID("6f1c3c1e-2b7e-4c55-9a53-7b0c5d1e8f11")
 
 
-def validation_details(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors()[:20]:
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        out.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
-    return out
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A call answered with cards: the wire response and what the audit log records."""
 
-
-@dataclass
-class Outcome:
-    status: int
     body: dict[str, Any]
-    record: CallRecord | None = None
+    trace: CallTrace
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A validated request, and what the trace records of it from the start."""
+
+    request: CdsRequest
+    context: PatientViewContext
+    received: datetime
+    started: float
+    digests: dict[str, str]  # prefetch key -> payload SHA-256 (audit record and record memo)
 
 
 def _stable_uuids(cards: list[Card], hook_instance: str) -> list[Card]:
@@ -124,76 +127,71 @@ class Engine:
             self.record_memo.put(key, record)
         return record
 
-    async def invoke(
-        self, service: ServiceSpec, body: Any, identity: ClientIdentity | None
-    ) -> Outcome:
+    def _parse(self, service: ServiceSpec, body: Any) -> _Call:
         received = datetime.now(UTC)
         started = time.perf_counter()
         try:
             request = CdsRequest.model_validate(body)
         except ValidationError as exc:
-            details = validation_details(exc)
-            raise ApiError(400, "invalid CDS Hooks request", details=details) from None
+            raise InvalidRequest(
+                "invalid CDS Hooks request", validation_details(exc.errors())
+            ) from None
         if request.hook != service.hook:
-            raise ApiError(
-                400, f"service {service.id} answers hook {service.hook}, not {request.hook}"
+            raise InvalidRequest(
+                f"service {service.id} answers hook {service.hook}, not {request.hook}"
             )
         try:
-            context = CONTEXT_MODELS[service.hook].model_validate(request.context)
+            context = service.context.model_validate(request.context)
         except ValidationError as exc:
-            details = [f"context.{d}" for d in validation_details(exc)]
-            raise ApiError(400, f"invalid {service.hook} context", details=details) from None
+            details = validation_details(exc.errors(), prefix="context.")
+            raise InvalidRequest(f"invalid {service.hook} context", details) from None
+        digests = {key: payload_digest(value) for key, value in (request.prefetch or {}).items()}
+        return _Call(request, context, received, started, digests)
 
-        resolved: Resolved = await resolve(
-            service.id,
+    def _trace(self, service: ServiceSpec, call: _Call, resolved: Resolved, status: int, *,
+               error: str | None = None, record: PatientRecord | None = None,
+               findings: tuple[Finding, ...] = (), cards: tuple[Card, ...] = ()) -> CallTrace:
+        request, context = call.request, call.context
+        return CallTrace(
+            hook_instance=str(request.hookInstance),
+            service_id=service.id,
+            hook=service.hook,
+            received_at=call.received,
+            answered_at=datetime.now(UTC),
+            duration_ms=(time.perf_counter() - call.started) * 1000,
+            status=status,
+            user_id=context.userId,
+            patient_id=context.patientId,
+            encounter_id=context.encounterId,
+            fhir_server=request.fhirServer,
+            resolved=resolved,
+            prefetch_sha256=call.digests,
+            catalogue_version=self.catalogue.version,
+            value_set_versions=self.terminology.versions,
+            rule_versions={rule: spec[0] for rule, spec in RULES.items()},
+            thresholds=self.settings.thresholds(),
+            error=error,
+            skipped=record.skipped if record is not None else (),
+            findings=findings,
+            cards=cards,
+        )
+
+    async def invoke(self, service: ServiceSpec, body: Any) -> CallResult:
+        """Answer one call. Raises InvalidRequest (nothing done, nothing to audit) or
+        RequiredDataMissing (carrying the trace to audit)."""
+        call = self._parse(service, body)
+        request, context = call.request, call.context
+        resolved = await resolve(
+            service.templates(self.settings),
             request.context,
             request.prefetch,
             request.fhirServer,
             request.access_token(),
             self.fhir,
-            self.settings,
+            self.settings.fhir_budget_seconds,
         )
         now = self.clock()
-        missing = required_missing(resolved)
-        base = CallRecord(
-            hook_instance=str(request.hookInstance),
-            service_id=service.id,
-            hook=service.hook,
-            received_at=received,
-            client=AuditClient(
-                iss=identity.iss if identity else None,
-                sub=identity.sub if identity else None,
-                tenant=identity.tenant if identity else None,
-            ),
-            user_id=context.userId,
-            patient_id=context.patientId,
-            encounter_id=context.encounterId,
-            fhir_server=request.fhirServer,
-            prefetch_supplied=list(resolved.supplied),
-            prefetch_fetched=list(resolved.fetched),
-            prefetch_missing=list(resolved.missing),
-            prefetch_failed=[f"{f.key}: {f.reason}" for f in resolved.failed],
-            prefetch_sha256={
-                key: payload_digest(value) for key, value in (request.prefetch or {}).items()
-            },
-            queries=[
-                QueryRecord(
-                    key=q.key,
-                    url=q.url,
-                    status=q.status,
-                    latency_ms=q.latency_ms,
-                    pages=q.page,
-                    error=None if q.outcome == "ok" else q.outcome,
-                )
-                for q in resolved.query_log
-            ],
-            catalogue_version=self.catalogue.version,
-            value_set_versions=self.terminology.versions,
-            rule_versions={rule: spec[0] for rule, spec in RULES.items()},
-            thresholds=self.settings.thresholds(),
-            answered_at=received,
-            http_status=0,
-        )
+        missing = required_missing(resolved, service.required_keys)
         if missing:
             message = "required data could not be obtained: " + ", ".join(missing)
             failures = {f.key: f.reason for f in resolved.failed}
@@ -201,20 +199,13 @@ class Engine:
                 f"{key}: {failures.get(key, 'not in prefetch and no fhirServer')}"
                 for key in missing
             ]
-            record = base.model_copy(
-                update={
-                    "answered_at": datetime.now(UTC),
-                    "duration_ms": (time.perf_counter() - started) * 1000,
-                    "http_status": 412,
-                    "error": message,
-                }
-            )
-            return Outcome(412, operation_outcome(412, message, details=details), record)
+            trace = self._trace(service, call, resolved, 412, error=message)
+            raise RequiredDataMissing(message, details, trace)
 
         draft_orders = getattr(context, "draftOrders", None)
-        record_in = self._record(service.id, resolved, draft_orders, base.prefetch_sha256)
+        record_in = self._record(service.id, resolved, draft_orders, call.digests)
         findings = self.catalogue.order(
-            evaluate(service.id, record_in, now, self.settings, self.terminology)
+            evaluate(service.rules, record_in, now, self.settings, self.terminology)
         )
         cards = self.catalogue.render(
             findings,
@@ -225,31 +216,6 @@ class Engine:
         )
         cards = _stable_uuids(cards, str(request.hookInstance))
         wire = CdsResponse(cards=cards).to_wire()
-        record = base.model_copy(
-            update={
-                "answered_at": datetime.now(UTC),
-                "duration_ms": (time.perf_counter() - started) * 1000,
-                "http_status": 200,
-                "skipped": [
-                    AuditSkipped(
-                        source=f"{s.source}[{s.index}]",
-                        reason=f"{s.resource_type or 'entry'}: {s.reason}",
-                    )
-                    for s in record_in.skipped
-                ],
-                "findings": [FindingRecord.from_finding(f) for f in findings],
-                "cards": [
-                    CardRecord(
-                        uuid=c.uuid or "",
-                        summary=c.summary,
-                        indicator=c.indicator,
-                        rule=f.rule,
-                        outcome=f.outcome,
-                        suggestion_uuids=[s.uuid or "" for s in c.suggestions],
-                    )
-                    for c, f in zip(cards, findings, strict=True)
-                ],
-            }
-        )
-        return Outcome(200, wire, record)
-
+        trace = self._trace(service, call, resolved, 200, record=record_in,
+                            findings=tuple(findings), cards=tuple(cards))
+        return CallResult(wire, trace)

@@ -5,9 +5,9 @@ Each scenario is one small function below, written from the clinical contract
 service must return for that chart at the scenario's anchor time, and nothing else.
 
 Every date is computed from the scenario's anchor so that the fixtures can be shifted to any
-calendar day (``cds_service.scenarios.shifted_request``). Thresholds used in the reasoning are
-the defaults of ``cds_service.config`` (refill warn 7 d / notice 14 d / stability 180 d /
-reserve 2 mL; battery warn 6 months / notice 12 months; trial look-back 30 d, MAS drop 1.0).
+calendar day (``cds_service.sandbox.scenarios.shifted_request``). Thresholds used in the
+reasoning are the defaults of ``cds_service.config`` (refill warn 7 d / notice 14 d / stability
+180 d / reserve 2 mL; battery warn 6 months / notice 12 months; trial look-back 30 d, MAS drop 1.0).
 Every computed date keeps at least a few days away from a threshold so that a one-day shift
 across a leap day cannot change the expected card.
 
@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cds_service.fhir.templates import SERVICE_KEYS
+from cds_service.services import SERVICES, SERVICES_BY_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -50,13 +50,9 @@ TIMING_ABBR = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 BASE = "http://example.org/fhir"
 UUID_NS = uuid.UUID("5d3c2a4e-7f1b-4c39-9a51-2f0e8b6d1c77")
 
-PATIENT_VIEW_KEYS = SERVICE_KEYS["itb-patient-view"]
-ORDER_KEYS = SERVICE_KEYS["itb-order-sign"]
-SERVICE_HOOK = {
-    "itb-patient-view": "patient-view",
-    "itb-order-select": "order-select",
-    "itb-order-sign": "order-sign",
-}
+PATIENT_VIEW_KEYS = SERVICES_BY_ID["itb-patient-view"].prefetch_keys
+ORDER_KEYS = SERVICES_BY_ID["itb-order-sign"].prefetch_keys
+SERVICE_HOOK = {s.id: s.hook for s in SERVICES}
 
 Json = dict[str, Any]
 
@@ -1037,9 +1033,9 @@ looking at the rule implementation.
 ## Dates
 
 Every date in a scenario is written relative to its `anchor`. To use a fixture on another day,
-`cds_service.scenarios.shifted_request(scenario, now)` shifts every date, dateTime and instant
-in the request by the whole number of days between the anchor date and `now` (keeping each
-string's format), and `shifted_anchor(scenario, now)` gives the matching evaluation instant:
+`cds_service.sandbox.scenarios.shifted_request(scenario, now)` shifts every date, dateTime and
+instant in the request by the whole number of days between the anchor date and `now` (keeping
+each string's format), and `shifted_anchor(scenario, now)` gives the matching evaluation instant:
 run the service at that instant, not at the wall clock, because some trial scenarios depend on
 the hour (a bolus given 3 h before the anchor). Partial dates (`YYYY`, `YYYY-MM`) are shifted
 from the middle of their period. Every threshold crossing in the scenarios is at least a few

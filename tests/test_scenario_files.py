@@ -21,7 +21,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from cds_service.config import PROJECT_ROOT
-from cds_service.scenarios import (
+from cds_service.sandbox.scenarios import (
     BUNDLE_SUFFIX,
     OUTCOME_INDICATORS,
     PREFETCH_KEYS,

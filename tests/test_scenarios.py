@@ -13,7 +13,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from cds_service.config import PROJECT_ROOT
 from cds_service.hooks.models import CdsResponse
-from cds_service.scenarios import Scenario, load_scenarios, shifted_anchor, shifted_request
+from cds_service.sandbox.scenarios import Scenario, load_scenarios, shifted_anchor, shifted_request
 from tests.conftest import LiveServer
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.api.responses import JsonResponse
+from cds_service.errors import CdsError, InvalidRequest, RequiredDataMissing, validation_details
 
 log = logging.getLogger("itb_cds.api")
 
@@ -79,12 +80,13 @@ def outcome_response(
     )
 
 
-def _validation_details(exc: RequestValidationError) -> list[str]:
-    out = []
-    for err in exc.errors()[:20]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        out.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
-    return out
+# The HTTP status of each domain error: the one place the engine's errors meet HTTP.
+_DOMAIN_STATUS: dict[type[CdsError], int] = {InvalidRequest: 400, RequiredDataMissing: 412}
+
+
+def domain_error_outcome(exc: CdsError) -> tuple[int, dict[str, Any]]:
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 500)
+    return status, operation_outcome(status, exc.message, details=exc.details)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -92,9 +94,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JsonResponse:
         return outcome_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
 
+    @app.exception_handler(CdsError)
+    async def _domain_error(_: Request, exc: CdsError) -> JsonResponse:
+        status, body = domain_error_outcome(exc)
+        return JsonResponse(body, status_code=status, media_type="application/fhir+json")
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JsonResponse:
-        return outcome_response(400, "invalid request", details=_validation_details(exc))
+        return outcome_response(400, "invalid request", details=validation_details(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JsonResponse:

@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic.json_schema import models_json_schema
 
-from cds_service.api.discovery import SERVICES_BY_ID
 from cds_service.hooks.models import CdsRequest, CdsResponse, Discovery, FeedbackRequest
+from cds_service.services import SERVICES_BY_ID
 
 REF = "#/components/schemas/{model}"
 ERROR_STATUSES = ("400", "401", "404", "405", "412", "413", "415", "500", "503")

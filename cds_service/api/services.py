@@ -11,14 +11,16 @@ from starlette.responses import Response
 
 from cds_service.api.auth import ClientIdentity, Unauthorized
 from cds_service.api.body import read_json
-from cds_service.api.discovery import SERVICES_BY_ID, ServiceSpec
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
+from cds_service.audit.models import ClientIdentity as AuditClient
 from cds_service.audit.models import FeedbackRecord
 from cds_service.audit.store import AuditUnavailable
-from cds_service.engine import validation_details
+from cds_service.audit.trace import call_record
+from cds_service.errors import RequiredDataMissing, validation_details
 from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime
+from cds_service.services import SERVICES_BY_ID, ServiceSpec
 
 router = APIRouter()
 
@@ -62,13 +64,21 @@ async def invoke(service_id: str, request: Request, identity: Identity) -> Respo
     body = await read_json(
         request, max_bytes=rt.settings.max_body_bytes, max_depth=rt.settings.max_json_depth
     )
-    outcome = await rt.engine.invoke(service, body, identity)
-    if outcome.record is not None:
-        # Durable (database or fsync'd spool) before the response leaves.
-        await rt.store.record_call_async(outcome.record)
-    rt.metrics.observe(service.id, outcome.status, outcome.record)
-    media = "application/json" if outcome.status == 200 else "application/fhir+json"
-    return JsonResponse(outcome.body, status_code=outcome.status, media_type=media)
+    client = AuditClient(iss=identity.iss, sub=identity.sub, tenant=identity.tenant) \
+        if identity else None
+    try:
+        result = await rt.engine.invoke(service, body)
+    except RequiredDataMissing as exc:
+        # The call happened (queries were sent): it is audited before the 412 leaves.
+        record = call_record(exc.trace, client)
+        await rt.store.record_call_async(record)
+        rt.metrics.observe(service.id, 412, record)
+        raise
+    record = call_record(result.trace, client)
+    # Durable (database or fsync'd spool) before the response leaves.
+    await rt.store.record_call_async(record)
+    rt.metrics.observe(service.id, 200, record)
+    return JsonResponse(result.body, status_code=200, media_type="application/json")
 
 
 @router.post("/cds-services/{service_id}/feedback")
@@ -81,7 +91,7 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
     try:
         parsed = FeedbackRequest.model_validate(body)
     except ValidationError as exc:
-        raise ApiError(400, "invalid feedback", details=validation_details(exc)) from None
+        raise ApiError(400, "invalid feedback", details=validation_details(exc.errors())) from None
     received = datetime.now(UTC)
     records = [
         FeedbackRecord(

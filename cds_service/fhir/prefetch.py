@@ -9,32 +9,15 @@ failed, so fetch it as if absent. Every gap is fetched in one concurrent call un
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cds_service.config import Settings
 from cds_service.fhir.client import FetchResult, QueryLogEntry, bundle_entries, next_link
 from cds_service.fhir.memo import ValidationMemo
 from cds_service.fhir.parse import parse_record
 from cds_service.fhir.record import PatientRecord
-from cds_service.fhir.templates import (
-    UnfillableTemplateError,
-    prefetch_templates,
-    render,
-)
-
-# Keys without which no rule can answer correctly. Candidacy needs the diagnoses and the
-# medication history; every pump rule (refill, battery, trial) starts from the pump (devices)
-# and its implant/refill/trial procedures, and age comes from the patient. Observations,
-# statements, administrations, allergies, adverse events, service requests and appointments
-# refine an answer: when they are missing a card says so (PatientRecord.unavailable) instead
-# of the call failing.
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
-    "itb-patient-view": ("patient", "conditions", "medicationRequests", "devices", "procedures"),
-    "itb-order-select": ("patient", "conditions", "medicationRequests", "devices", "procedures"),
-    "itb-order-sign": ("patient", "conditions", "medicationRequests", "devices", "procedures"),
-}
+from cds_service.fhir.templates import UnfillableTemplateError, render
 
 
 class Fetcher(Protocol):
@@ -63,7 +46,6 @@ class Resolved:
     (a prefetched Bundle whose next page failed, a fetch stopped at the page cap).
     """
 
-    service_id: str
     resources: dict[str, tuple[object, ...]]
     supplied: tuple[str, ...] = ()
     fetched: tuple[str, ...] = ()
@@ -72,117 +54,112 @@ class Resolved:
     query_log: tuple[QueryLogEntry, ...] = ()
 
 
-class RequiredDataUnavailable(Exception):
-    """Answer 412 with an OperationOutcome carrying ``message`` (it holds no secrets)."""
+@dataclass
+class _Plan:
+    """What the prefetch gave per key, and what must still be fetched."""
 
-    def __init__(self, keys: list[str], message: str) -> None:
-        super().__init__(message)
-        self.keys = keys
-        self.message = message
+    resources: dict[str, list[object]] = dataclasses.field(default_factory=dict)
+    supplied: list[str] = dataclasses.field(default_factory=list)
+    failures: dict[str, str] = dataclasses.field(default_factory=dict)
+    queries: dict[str, str] = dataclasses.field(default_factory=dict)
+    continuations: dict[str, str] = dataclasses.field(default_factory=dict)
+    fetched: list[str] = dataclasses.field(default_factory=list)
+
+
+def _take_prefetched(plan: _Plan, key: str, value: object, fhir_server: str | None) -> bool:
+    """Use one prefetched value; False when the client's query failed (fetch it ourselves)."""
+    if value is None:
+        plan.resources[key] = []
+        plan.supplied.append(key)
+        return True
+    if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+        plan.resources[key] = bundle_entries(value)
+        plan.supplied.append(key)
+        link = next_link(value)
+        if link and fhir_server:
+            plan.continuations[key] = link
+        elif link:
+            plan.failures[key] = "prefetched Bundle has more pages and no fhirServer"
+        return True
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("resourceType"), str)
+        and value["resourceType"] != "OperationOutcome"
+    ):
+        plan.resources[key] = [value]
+        plan.supplied.append(key)
+        return True
+    return False  # an OperationOutcome (or garbage)
+
+
+def _plan(templates: Mapping[str, str], request_context: Mapping[str, Any],
+          prefetch: Mapping[str, Any], fhir_server: str | None) -> _Plan:
+    plan = _Plan()
+    for key, template in templates.items():
+        absent = "not prefetched"
+        if key in prefetch:
+            if _take_prefetched(plan, key, prefetch[key], fhir_server):
+                continue
+            absent = "the client's prefetch failed"
+        if not fhir_server:
+            plan.failures[key] = f"{absent} and no fhirServer to fetch it from"
+            continue
+        try:
+            plan.queries[key] = render(template, request_context)
+        except UnfillableTemplateError as exc:
+            plan.failures[key] = f"query not sent: {exc}"
+    return plan
+
+
+def _take_fetched(plan: _Plan, outcome: FetchResult) -> None:
+    for key, result in outcome.results.items():
+        if key in plan.continuations:
+            plan.resources[key].extend(result.resources)
+            problem = result.error or result.note
+            if problem:
+                plan.failures[key] = f"prefetched Bundle's next page: {problem}"
+            continue
+        if result.ok:
+            plan.resources[key] = list(result.resources)
+            plan.fetched.append(key)
+            if result.note:
+                plan.failures[key] = result.note
+        else:
+            plan.failures[key] = result.error or "failed"
 
 
 async def resolve(
-    service_id: str,
+    templates: Mapping[str, str],
     request_context: Mapping[str, Any],
     prefetch: Mapping[str, Any] | None,
     fhir_server: str | None,
     access_token: str | None,
     client: Fetcher,
-    settings: Settings,
+    budget_s: float | None = None,
 ) -> Resolved:
-    templates = prefetch_templates(service_id, settings)
-    prefetch = prefetch or {}
-    resources: dict[str, list[object]] = {}
-    supplied: list[str] = []
-    failures: dict[str, str] = {}
-    queries: dict[str, str] = {}
-    continuations: dict[str, str] = {}
-
-    for key, template in templates.items():
-        absent = "not prefetched"
-        if key in prefetch:
-            value = prefetch[key]
-            if value is None:
-                resources[key] = []
-                supplied.append(key)
-                continue
-            if isinstance(value, dict) and value.get("resourceType") == "Bundle":
-                resources[key] = bundle_entries(value)
-                supplied.append(key)
-                link = next_link(value)
-                if link and fhir_server:
-                    continuations[key] = link
-                elif link:
-                    failures[key] = "prefetched Bundle has more pages and no fhirServer"
-                continue
-            if (
-                isinstance(value, dict)
-                and isinstance(value.get("resourceType"), str)
-                and value["resourceType"] != "OperationOutcome"
-            ):
-                resources[key] = [value]
-                supplied.append(key)
-                continue
-            # An OperationOutcome (or garbage): the client's query failed; fetch it ourselves.
-            absent = "the client's prefetch failed"
-        if not fhir_server:
-            failures[key] = f"{absent} and no fhirServer to fetch it from"
-            continue
-        try:
-            queries[key] = render(template, request_context)
-        except UnfillableTemplateError as exc:
-            failures[key] = f"query not sent: {exc}"
-
-    fetched: list[str] = []
+    """``templates``: the service's prefetch templates (key -> query), in order."""
+    plan = _plan(templates, request_context, prefetch or {}, fhir_server)
     query_log: tuple[QueryLogEntry, ...] = ()
-    if fhir_server and (queries or continuations):
+    if fhir_server and (plan.queries or plan.continuations):
         outcome = await client.fetch_all(
-            fhir_server,
-            access_token,
-            {**queries, **continuations},
-            settings.fhir_budget_seconds,
+            fhir_server, access_token, {**plan.queries, **plan.continuations}, budget_s
         )
         query_log = outcome.log
-        for key, result in outcome.results.items():
-            if key in continuations:
-                resources[key].extend(result.resources)
-                problem = result.error or result.note
-                if problem:
-                    failures[key] = f"prefetched Bundle's next page: {problem}"
-                continue
-            if result.ok:
-                resources[key] = list(result.resources)
-                fetched.append(key)
-                if result.note:
-                    failures[key] = result.note
-            else:
-                failures[key] = result.error or "failed"
-
-    missing = tuple(key for key in templates if key not in resources)
+        _take_fetched(plan, outcome)
+    failures = plan.failures
     return Resolved(
-        service_id=service_id,
-        resources={key: tuple(items) for key, items in resources.items()},
-        supplied=tuple(supplied),
-        fetched=tuple(fetched),
-        missing=missing,
+        resources={key: tuple(items) for key, items in plan.resources.items()},
+        supplied=tuple(plan.supplied),
+        fetched=tuple(plan.fetched),
+        missing=tuple(key for key in templates if key not in plan.resources),
         failed=tuple(KeyFailure(key, failures[key]) for key in templates if key in failures),
         query_log=query_log,
     )
 
 
-def required_missing(resolved: Resolved) -> list[str]:
-    required = REQUIRED_KEYS.get(resolved.service_id, ())
+def required_missing(resolved: Resolved, required: Sequence[str]) -> list[str]:
+    """The ``required`` keys for which no data at all could be obtained."""
     return [key for key in required if key in resolved.missing]
-
-
-def ensure_required(resolved: Resolved) -> None:
-    """Raise RequiredDataUnavailable when ``required_missing`` is non-empty."""
-    keys = required_missing(resolved)
-    if not keys:
-        return
-    reasons = {f.key: f.reason for f in resolved.failed}
-    detail = "; ".join(f"{key}: {reasons.get(key, 'unavailable')}" for key in keys)
-    raise RequiredDataUnavailable(keys, f"Required data could not be obtained ({detail})")
 
 
 def build_record(

@@ -8,7 +8,7 @@ patient's whole vital-sign history.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cds_service.config import Settings
@@ -33,17 +33,8 @@ _BASE_TEMPLATES: dict[str, str] = {
     "appointments": "Appointment?patient={{context.patientId}}",
 }
 
-_ORDER_KEYS = tuple(k for k in _BASE_TEMPLATES if k not in ("observations", "appointments"))
-
-SERVICE_KEYS: dict[str, tuple[str, ...]] = {
-    "itb-patient-view": tuple(_BASE_TEMPLATES),
-    "itb-order-select": _ORDER_KEYS,
-    "itb-order-sign": _ORDER_KEYS,
-}
-
-
-class UnknownServiceError(KeyError):
-    pass
+# Every prefetch key a service can ask for, in the order discovery lists them.
+ALL_KEYS: tuple[str, ...] = tuple(_BASE_TEMPLATES)
 
 
 def observation_codes(settings: Settings) -> tuple[tuple[str, str], ...]:
@@ -56,11 +47,8 @@ def observation_codes(settings: Settings) -> tuple[tuple[str, str], ...]:
     return tuple(dict.fromkeys(pairs))
 
 
-def prefetch_templates(service_id: str, settings: Settings) -> dict[str, str]:
-    try:
-        keys = SERVICE_KEYS[service_id]
-    except KeyError:
-        raise UnknownServiceError(service_id) from None
+def prefetch_templates(keys: Sequence[str], settings: Settings) -> dict[str, str]:
+    """The templates of ``keys`` (names from ``ALL_KEYS``), observation codes filled in."""
     codes = ",".join(f"{system}|{code}" for system, code in observation_codes(settings))
     return {key: _BASE_TEMPLATES[key].replace("{codes}", codes) for key in keys}
 

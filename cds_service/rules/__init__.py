@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from cds_service.config import Settings
@@ -17,18 +17,12 @@ from cds_service.terminology import Terminology
 
 Rule = Callable[[PatientRecord, datetime, Settings, Terminology], list[Finding]]
 
-PATIENT_VIEW_RULES: tuple[Rule, ...] = (
-    _candidacy.candidacy,
-    _trial.trial_outcome,
-    _refill.refill,
-    _battery.battery,
-)
-ORDER_RULES: tuple[Rule, ...] = (_candidacy.candidacy_on_order,)
-
-SERVICE_RULES: dict[str, tuple[Rule, ...]] = {
-    "itb-patient-view": PATIENT_VIEW_RULES,
-    "itb-order-select": ORDER_RULES,
-    "itb-order-sign": ORDER_RULES,
+RULE_ENTRIES: dict[str, Rule] = {
+    "candidacy": _candidacy.candidacy,
+    "candidacy-on-order": _candidacy.candidacy_on_order,
+    "trial-outcome": _trial.trial_outcome,
+    "refill": _refill.refill,
+    "battery": _battery.battery,
 }
 
 # Rule id -> (version, outcome codes, note keys): what the catalogue must be able to render.
@@ -47,15 +41,15 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def evaluate(service_id: str, record: PatientRecord, now: datetime, settings: Settings,
+def evaluate(entries: Sequence[str], record: PatientRecord, now: datetime, settings: Settings,
              terms: Terminology) -> list[Finding]:
-    """Every finding for one call. Unknown service ids have no rules (the API 404s first)."""
+    """Every finding of the named rule entries, in order."""
     if record.patient is not None and record.patient.deceased:
         return []
     findings: list[Finding] = []
-    for rule in SERVICE_RULES.get(service_id, ()):
-        findings.extend(rule(record, now, settings, terms))
+    for name in entries:
+        findings.extend(RULE_ENTRIES[name](record, now, settings, terms))
     return findings
 
 
-__all__ = ["ORDER_RULES", "PATIENT_VIEW_RULES", "RULES", "SERVICE_RULES", "Rule", "evaluate"]
+__all__ = ["RULES", "RULE_ENTRIES", "Rule", "evaluate"]

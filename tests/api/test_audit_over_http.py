@@ -15,7 +15,7 @@ import pytest
 
 from cds_service.audit.store import AuditStore
 from cds_service.config import PROJECT_ROOT
-from cds_service.scenarios import load_scenario
+from cds_service.sandbox.scenarios import load_scenario
 from tests.conftest import LiveServer, make_settings
 from tests.fhir.loopback import PATIENT_ID, running_server
 from tests.pg import PostgresServer, postgres_server

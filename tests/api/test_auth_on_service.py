@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from cds_service.fhir.templates import SERVICE_KEYS
+from cds_service.services import SERVICES_BY_ID
 from tests.conftest import LiveServer
 
 ISSUER = "https://ehr.example.org"
@@ -50,7 +50,7 @@ def secured(
 
 
 def request_body() -> dict[str, Any]:
-    prefetch: dict[str, Any] = dict.fromkeys(SERVICE_KEYS["itb-patient-view"])
+    prefetch: dict[str, Any] = dict.fromkeys(SERVICES_BY_ID["itb-patient-view"].prefetch_keys)
     prefetch["patient"] = {"resourceType": "Patient", "id": "p1", "birthDate": "1970-02-03"}
     return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
             "context": {"userId": "Practitioner/1", "patientId": "p1"}, "prefetch": prefetch}

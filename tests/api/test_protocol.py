@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.fhir.templates import SERVICE_KEYS
+from cds_service.services import SERVICES_BY_ID
 
 SERVICES = {
     "itb-patient-view": "patient-view",
@@ -29,7 +29,7 @@ def minimal_request(hook: str = "patient-view", **extra: Any) -> dict[str, Any]:
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
         "context": context,
-        "prefetch": dict.fromkeys(SERVICE_KEYS[f"itb-{hook}"]),
+        "prefetch": dict.fromkeys(SERVICES_BY_ID[f"itb-{hook}"].prefetch_keys),
     }
     body["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1",
                                    "birthDate": "1980-01-01"}

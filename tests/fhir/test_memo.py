@@ -16,7 +16,7 @@ from cds_service.fhir import parse as parse_module
 from cds_service.fhir.memo import RecordMemo, ValidationMemo
 from cds_service.fhir.parse import parse_record
 from cds_service.fhir.repair import validate
-from cds_service.scenarios import load_scenarios
+from cds_service.sandbox.scenarios import load_scenarios
 from cds_service.terminology import Terminology
 
 ACCEPT = Terminology.load(Settings()).observation_filter

@@ -8,19 +8,19 @@ from cds_service.config import Settings
 from cds_service.fhir.templates import (
     RULE_OBSERVATION_CODES,
     UnfillableTemplateError,
-    UnknownServiceError,
     prefetch_templates,
     render,
 )
+from cds_service.services import SERVICES_BY_ID
 
 CONTEXT = {"userId": "Practitioner/doc-7", "patientId": "itb-1", "encounterId": "enc-1"}
 
 
 def test_patient_view_asks_for_every_key_and_order_hooks_skip_observations_and_appointments():
     settings = Settings()
-    view = prefetch_templates("itb-patient-view", settings)
-    sign = prefetch_templates("itb-order-sign", settings)
-    select = prefetch_templates("itb-order-select", settings)
+    view = SERVICES_BY_ID["itb-patient-view"].templates(settings)
+    sign = SERVICES_BY_ID["itb-order-sign"].templates(settings)
+    select = SERVICES_BY_ID["itb-order-select"].templates(settings)
     assert view["patient"] == "Patient/{{context.patientId}}"
     assert view["adverseEvents"] == "AdverseEvent?subject=Patient/{{context.patientId}}"
     assert len(view) == 12
@@ -30,7 +30,7 @@ def test_patient_view_asks_for_every_key_and_order_hooks_skip_observations_and_a
 
 def test_observation_query_lists_every_local_code_the_rules_read_plus_mas_alternates():
     settings = Settings(mas_alternate_codes=["http://example.org/mas|MAS-1"])
-    query = prefetch_templates("itb-patient-view", settings)["observations"]
+    query = prefetch_templates(["observations"], settings)["observations"]
     assert query.startswith("Observation?patient={{context.patientId}}&code=")
     codes = query.split("&code=")[1].split(",")
     assert codes[: len(RULE_OBSERVATION_CODES)] == [
@@ -39,9 +39,9 @@ def test_observation_query_lists_every_local_code_the_rules_read_plus_mas_altern
     assert codes[-1] == "http://example.org/mas|MAS-1"
 
 
-def test_unknown_service_is_refused():
-    with pytest.raises(UnknownServiceError):
-        prefetch_templates("no-such-service", Settings())
+def test_an_unknown_key_is_refused():
+    with pytest.raises(KeyError):
+        prefetch_templates(["no-such-key"], Settings())
 
 
 def test_render_fills_context_and_user_tokens():

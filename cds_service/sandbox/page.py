@@ -21,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from cds_service.api.body import read_json
-from cds_service.api.discovery import SERVICES
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
 from cds_service.config import Settings
-from cds_service.scenarios import Scenario
-from cds_service.web.fixture_library import FixtureLibrary
-from cds_service.web.markdown import render_markdown
+from cds_service.sandbox.fixture_library import FixtureLibrary
+from cds_service.sandbox.markdown import render_markdown
+from cds_service.sandbox.scenarios import Scenario
+from cds_service.services import SERVICES
 
 if TYPE_CHECKING:
     from cds_service.runtime import Runtime
@@ -54,7 +54,7 @@ MAX_MARKDOWN_ITEMS = 100
 MAX_MARKDOWN_CHARS = 20_000
 
 _TEMPLATES = Environment(
-    loader=PackageLoader("cds_service.web", "templates"),
+    loader=PackageLoader("cds_service.sandbox", "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -105,7 +105,7 @@ def sandbox_router(library: FixtureLibrary, settings: Settings) -> APIRouter:
         media_type = STATIC_FILES.get(name)
         if media_type is None:
             raise ApiError(404, "not found")
-        body = resources.files("cds_service.web").joinpath("static", name).read_bytes()
+        body = resources.files("cds_service.sandbox").joinpath("static", name).read_bytes()
         return Response(body, media_type=media_type, headers=_page_headers())
 
     @router.get("/api/fixtures")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cds_service.web.fhir_server import parse_search, searchset
-from cds_service.web.fhir_store import (
+from cds_service.sandbox.fhir_server import parse_search, searchset
+from cds_service.sandbox.fhir_store import (
     DuplicateResourceError,
     FixtureFhirStore,
     Search,
@@ -17,7 +17,7 @@ from cds_service.web.fhir_store import (
     patient_of,
     reference_id,
 )
-from cds_service.web.fixture_library import served_id, served_resources
+from cds_service.sandbox.fixture_library import served_id, served_resources
 from tests.conftest import FIXED_NOW
 
 LOCAL = "urn:itb-cds:codes"

@@ -22,8 +22,7 @@ from starlette.responses import Response
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
 from cds_service.config import Settings
-from cds_service.fhir.templates import SERVICE_KEYS, prefetch_templates
-from cds_service.web.fhir_store import (
+from cds_service.sandbox.fhir_store import (
     FHIR_ID,
     RESOURCE_TYPE,
     FixtureFhirStore,
@@ -32,7 +31,8 @@ from cds_service.web.fhir_store import (
     TokenFilter,
     reference_id,
 )
-from cds_service.web.fixture_library import FixtureLibrary
+from cds_service.sandbox.fixture_library import FixtureLibrary
+from cds_service.services import SERVICES
 
 if TYPE_CHECKING:
     from cds_service.runtime import Runtime
@@ -51,8 +51,8 @@ def template_types(settings: Settings) -> frozenset[str]:
     """Every resource type some prefetch template reads or searches."""
     return frozenset(
         query.split("?", 1)[0].split("/", 1)[0]
-        for service_id in SERVICE_KEYS
-        for query in prefetch_templates(service_id, settings).values()
+        for service in SERVICES
+        for query in service.templates(settings).values()
     )
 
 

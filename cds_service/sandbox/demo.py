@@ -8,11 +8,12 @@ from typing import Any
 
 import orjson
 
-from cds_service.api.discovery import SERVICES
-from cds_service.api.errors import ApiError, operation_outcome
+from cds_service.api.errors import domain_error_outcome, operation_outcome
 from cds_service.config import Settings
 from cds_service.engine import Engine
-from cds_service.scenarios import Scenario, shifted_request
+from cds_service.errors import CdsError
+from cds_service.sandbox.scenarios import Scenario, shifted_request
+from cds_service.services import service_for_hook
 
 
 def request_of(path: Path, now: datetime | None) -> tuple[dict[str, Any], datetime]:
@@ -36,14 +37,14 @@ async def run_fixture(path: Path, now: datetime | None = None) -> tuple[int, dic
     request, at = request_of(path, now)
     settings = Settings()
     hook = request.get("hook")
-    service = next((s for s in SERVICES if s.hook == hook), None)
+    service = service_for_hook(hook)
     if service is None:
         return 400, operation_outcome(400, f"no service answers hook {hook!r}")
     engine = Engine.build(settings, lambda: at)
     try:
-        outcome = await engine.invoke(service, request, None)
-    except ApiError as exc:
-        return exc.status, operation_outcome(exc.status, exc.message, details=exc.details)
+        result = await engine.invoke(service, request)
+    except CdsError as exc:
+        return domain_error_outcome(exc)
     finally:
         await engine.aclose()
-    return outcome.status, outcome.body
+    return 200, result.body

@@ -14,15 +14,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
-from cds_service.fhir.templates import SERVICE_KEYS
+from cds_service.services import SERVICES_BY_ID
 
 Indicator = Literal["info", "warning", "critical"]
 RuleId = Literal[
     "itb-candidacy", "itb-trial-outcome", "itb-refill", "itb-battery", "itb-data-quality"
 ]
-ServiceId = Literal["itb-patient-view", "itb-order-select", "itb-order-sign"]
 Family = Literal["candidacy", "trial", "refill", "battery", "data-quality", "mixed"]
 
 # The tier each outcome carries (clinical-rules.md section 1b and each rule's tier text).
@@ -52,7 +51,7 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
     "itb-data-quality": {"missing-data": "info"},
 }
 
-PREFETCH_KEYS: tuple[str, ...] = SERVICE_KEYS["itb-patient-view"]
+PREFETCH_KEYS: tuple[str, ...] = SERVICES_BY_ID["itb-patient-view"].prefetch_keys
 
 BUNDLE_SUFFIX = ".bundle.json"
 
@@ -96,11 +95,18 @@ class Scenario(BaseModel):
     title: str
     story: str
     family: Family
-    service: ServiceId
+    service: str  # an id of the service registry
     anchor: AwareDatetime
     expected: list[ExpectedCard]
     request: dict[str, Any]
     malformed: list[MalformedEntry] = []
+
+    @field_validator("service")
+    @classmethod
+    def _known_service(cls, value: str) -> str:
+        if value not in SERVICES_BY_ID:
+            raise ValueError(f"not a service of the registry: {value!r}")
+        return value
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cds_service.config import PROJECT_ROOT
-from cds_service.scenarios import load_scenarios, shifted_request
+from cds_service.sandbox.scenarios import load_scenarios, shifted_request
 from tests.conftest import FIXED_NOW, LiveServer
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")

@@ -15,10 +15,11 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from cds_service.config import PROJECT_ROOT, Settings
-from cds_service.fhir.templates import prefetch_templates, render
-from cds_service.scenarios import Scenario, load_scenarios, shifted_request
+from cds_service.fhir.templates import render
+from cds_service.sandbox.fixture_library import served_resources
+from cds_service.sandbox.scenarios import Scenario, load_scenarios, shifted_request
+from cds_service.services import SERVICES_BY_ID
 from cds_service.terminology import Terminology
-from cds_service.web.fixture_library import served_resources
 from tests.conftest import FIXED_NOW, LiveServer
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")
@@ -85,7 +86,7 @@ def test_metadata_is_a_valid_capability_statement_listing_every_prefetched_type(
     CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
     served = {r["type"] for r in statement["rest"][0]["resource"]}
-    for query in prefetch_templates("itb-patient-view", settings).values():
+    for query in SERVICES_BY_ID["itb-patient-view"].templates(settings).values():
         assert query.split("?")[0].split("/")[0] in served
 
 
@@ -102,7 +103,7 @@ def test_every_prefetch_query_returns_the_fixture_data_shifted_to_today(
     expected = served_view(scenario, request)
     sent = prefetch_resources(request)
     wanted_observation = Terminology.load(settings).observation_filter
-    for key, template in prefetch_templates("itb-patient-view", settings).items():
+    for key, template in SERVICES_BY_ID["itb-patient-view"].templates(settings).items():
         query = render(template, request["context"])
         if "?" not in query:  # a read
             response = http.get(f"{base}/{query}")

@@ -11,9 +11,10 @@ import pytest
 from cds_service.config import PROJECT_ROOT, Settings
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.prefetch import build_record, resolve
+from cds_service.fhir.relevance import make_screen
 from cds_service.rules import evaluate
-from cds_service.rules.relevance import make_screen
-from cds_service.scenarios import load_scenarios
+from cds_service.sandbox.scenarios import load_scenarios
+from cds_service.services import SERVICES_BY_ID
 from cds_service.terminology import Terminology
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")
@@ -48,20 +49,20 @@ def test_screen_changes_no_finding(scenario: object, quirk: bool) -> None:
     async def resolved() -> object:
         client = FhirClient(SETTINGS)
         try:
-            return await resolve(scenario.service, request["context"],  # type: ignore[attr-defined]
-                                 request.get("prefetch"), None, None, client, SETTINGS)
+            return await resolve(service.templates(SETTINGS), request["context"],
+                                 request.get("prefetch"), None, None, client)
         finally:
             await client.aclose()
 
+    service = SERVICES_BY_ID[scenario.service]  # type: ignore[attr-defined]
     res = asyncio.run(resolved())
     drafts = request["context"].get("draftOrders")
     full = build_record(res, drafts, TERMS.observation_filter)  # type: ignore[arg-type]
     screened = build_record(res, drafts, TERMS.observation_filter,  # type: ignore[arg-type]
                             SCREEN)
     now = scenario.anchor  # type: ignore[attr-defined]
-    service = scenario.service  # type: ignore[attr-defined]
-    assert evaluate(service, screened, now, SETTINGS, TERMS) == evaluate(
-        service, full, now, SETTINGS, TERMS)
+    assert evaluate(service.rules, screened, now, SETTINGS, TERMS) == evaluate(
+        service.rules, full, now, SETTINGS, TERMS)
     assert len(screened.conditions) <= len(full.conditions)
     assert len(screened.medications) <= len(full.medications)
     assert len(screened.procedures) <= len(full.procedures)

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.scenarios import (
+from cds_service.sandbox.fhir_store import FixtureFhirStore, Resource
+from cds_service.sandbox.scenarios import (
     BUNDLE_SUFFIX,
     Scenario,
     load_bundle,
@@ -26,7 +27,6 @@ from cds_service.scenarios import (
     shifted_bundle,
     shifted_request,
 )
-from cds_service.web.fhir_store import FixtureFhirStore, Resource
 
 FAMILY_ORDER = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed")
 
