@@ -22,9 +22,10 @@ from cds_service.config import Settings
 from cds_service.errors import InvalidRequest, RequiredDataMissing, validation_details
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.memo import RecordMemo, ValidationMemo
+from cds_service.fhir.parse import Screen
 from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
 from cds_service.fhir.record import PatientRecord
-from cds_service.fhir.relevance import Screen, make_screen
+from cds_service.fhir.relevance import make_screen
 from cds_service.hooks.models import Card, CdsRequest, CdsResponse, PatientViewContext
 from cds_service.rules import RULES, evaluate
 from cds_service.rules.finding import Finding

@@ -40,6 +40,9 @@ from cds_service.fhir.record import (
 )
 from cds_service.fhir.repair import Validated, validate
 
+# screen(resource_type, raw, medications_by_ref): False drops a stored resource unvalidated.
+Screen = Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
+
 DRAFT_ORDERS = "draftOrders"
 
 MODELS: dict[str, Any] = {
@@ -118,52 +121,47 @@ class _Kept:
     medication_ref: str | None  # a medication use's Medication outside itself
 
 
-def parse_record(
-    resources_by_key: Mapping[str, Sequence[object]],
-    draft_orders: object | None,
-    observation_filter: Callable[[Mapping[str, Any]], bool],
-    screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
-    | None = None,
-    memo: ValidationMemo | None = None,
-) -> PatientRecord:
-    """``screen(resource_type, raw, medications_by_ref)`` may drop, before validation, stored
-    resources no rule can read (draft orders are never screened). ``memo`` remembers what
-    validation gave for content seen before (draft orders, still being edited, never are)."""
-    skipped: list[SkippedEntry] = []
-    medications = _medication_index(resources_by_key) if screen is not None else {}
-    repaired: list[RepairedEntry] = []
-    kept: dict[str, _Kept] = {}
+@dataclass
+class _Collector:
+    """One pass over a call's raw entries: what was kept (validated, as facts), skipped and
+    repaired. ``screen`` and ``memo`` as in ``parse_record``."""
 
-    def keep(
-        source: str,
-        index: int | None,
-        raw: object,
-        lenient: Mapping[str, object] | None = None,
-    ) -> None:
+    observation_filter: Callable[[Mapping[str, Any]], bool]
+    screen: Screen | None
+    memo: ValidationMemo | None
+    medications: Mapping[str, Mapping[str, Any]]
+    skipped: list[SkippedEntry] = dataclasses.field(default_factory=list)
+    repaired: list[RepairedEntry] = dataclasses.field(default_factory=list)
+    kept: dict[str, _Kept] = dataclasses.field(default_factory=dict)
+
+    def _wanted(self, resource_type: str, raw: Mapping[str, Any], draft: bool) -> bool:
+        if resource_type == "Observation":
+            code = raw.get("code")
+            return isinstance(code, dict) and self.observation_filter(code)
+        return draft or self.screen is None or self.screen(resource_type, raw, self.medications)
+
+    def keep(self, source: str, index: int | None, raw: object,
+             lenient: Mapping[str, object] | None = None) -> None:
         if not isinstance(raw, dict):
-            skipped.append(SkippedEntry(source, index, None, "entry is not a FHIR resource"))
+            self.skipped.append(SkippedEntry(source, index, None, "entry is not a FHIR resource"))
             return
         resource_type = raw.get("resourceType")
         if not isinstance(resource_type, str):
-            skipped.append(SkippedEntry(source, index, None, "entry has no resourceType"))
+            self.skipped.append(SkippedEntry(source, index, None, "entry has no resourceType"))
             return
         model_cls = MODELS.get(resource_type)
         if model_cls is None:
             return  # a type no rule reads: dropped unvalidated, by design
-        if resource_type == "Observation":
-            code = raw.get("code")
-            if not isinstance(code, dict) or not observation_filter(code):
-                return
-        elif screen is not None and lenient is None and not screen(resource_type, raw,
-                                                                   medications):
+        draft = lenient is not None
+        if not self._wanted(resource_type, raw, draft):
             return
         rid = raw.get("id")
         ref = f"{resource_type}/{rid}" if isinstance(rid, str) and rid else None
-        if ref is not None and ref in kept:
+        if ref is not None and ref in self.kept:
             return  # the same resource under a second key
-        draft = lenient is not None
         # An entry without id cannot be cited by reference; name it by where it came from.
         ref = ref or f"{resource_type}/#{source}[{index}]"
+        memo = self.memo
         key = memo.key(ref, raw) if memo is not None and not draft else None
         found = memo.get(key) if memo is not None and key is not None else None
         if found is None:
@@ -174,31 +172,43 @@ def parse_record(
             if memo is not None and key is not None:
                 memo.put(key, found)
         if found.error is not None:
-            skipped.append(SkippedEntry(source, index, resource_type, found.error))
+            self.skipped.append(SkippedEntry(source, index, resource_type, found.error))
             return
         if found.repairs:
-            repaired.append(RepairedEntry(source, index, resource_type, found.repairs))
+            self.repaired.append(RepairedEntry(source, index, resource_type, found.repairs))
         fact = found.fact
         if draft and isinstance(fact, MedicationFact) and fact.kind == "MedicationRequest":
             fact = dataclasses.replace(fact, draft=True)
-        kept[ref] = _Kept(resource_type, ref, fact, found.model, found.medication_ref)
+        self.kept[ref] = _Kept(resource_type, ref, fact, found.model, found.medication_ref)
 
+
+def parse_record(
+    resources_by_key: Mapping[str, Sequence[object]],
+    draft_orders: object | None,
+    observation_filter: Callable[[Mapping[str, Any]], bool],
+    screen: Screen | None = None,
+    memo: ValidationMemo | None = None,
+) -> PatientRecord:
+    """``screen(resource_type, raw, medications_by_ref)`` may drop, before validation, stored
+    resources no rule can read (draft orders are never screened). ``memo`` remembers what
+    validation gave for content seen before (draft orders, still being edited, never are)."""
+    medications = _medication_index(resources_by_key) if screen is not None else {}
+    collector = _Collector(observation_filter, screen, memo, medications)
     # Draft orders first: an unsigned order supersedes a stored copy of the same resource.
-    drafts = _draft_entries(draft_orders, skipped)
+    drafts = _draft_entries(draft_orders, collector.skipped)
     if drafts:
         subject = _patient_reference(resources_by_key)
         # The order is for the patient in context even when nothing says which one it is.
         lenient = {"subject": {"reference": subject} if subject else {"display": "patient"}}
         for index, raw in enumerate(drafts):
-            keep(DRAFT_ORDERS, index, _unquirk_draft(raw), lenient)
+            collector.keep(DRAFT_ORDERS, index, _unquirk_draft(raw), lenient)
     for source, items in resources_by_key.items():
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
-            skipped.append(SkippedEntry(source, None, None, "not a list of resources"))
+            collector.skipped.append(SkippedEntry(source, None, None, "not a list of resources"))
             continue
         for index, raw in enumerate(items):
-            keep(source, index, raw)
-
-    return _build(kept, skipped, repaired)
+            collector.keep(source, index, raw)
+    return _build(collector.kept, collector.skipped, collector.repaired)
 
 
 def _outcome(resource_type: str, ref: str, raw: Mapping[str, Any], result: Validated

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.fhir.client import FetchResult, QueryLogEntry, bundle_entries, next_link
 from cds_service.fhir.memo import ValidationMemo
-from cds_service.fhir.parse import parse_record
+from cds_service.fhir.parse import Screen, parse_record
 from cds_service.fhir.record import PatientRecord
 from cds_service.fhir.templates import UnfillableTemplateError, render
 
@@ -166,8 +166,7 @@ def build_record(
     resolved: Resolved,
     draft_orders: object | None,
     accepts_observation: Callable[[Mapping[str, Any]], bool],
-    screen: Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
-    | None = None,
+    screen: Screen | None = None,
     memo: ValidationMemo | None = None,
 ) -> PatientRecord:
     """parse_record over what was resolved, with the keys that stayed missing marked.

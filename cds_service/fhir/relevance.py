@@ -13,10 +13,10 @@ pin it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from cds_service.fhir.parse import local_reference
+from cds_service.fhir.parse import Screen, local_reference
 from cds_service.fhir.record import Coding, Concept
 from cds_service.terminology import Terminology
 
@@ -29,9 +29,6 @@ PROCEDURE_VALUE_SETS = (
     "itb-pump-replacement",
 )
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
-
-Screen = Callable[[str, Mapping[str, Any], Mapping[str, Mapping[str, Any]]], bool]
-
 
 class _Unreadable(Exception):
     """A shape the screen does not understand: validation (and its repairs) must decide."""

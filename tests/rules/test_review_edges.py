@@ -6,7 +6,7 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.dosage import Dosage as FhirDosage
 
 from cds_service.config import Settings
-from cds_service.fhir import facts
+from cds_service.fhir import datatypes, facts
 from cds_service.fhir.record import (
     AdverseEventFact,
     Concept,
@@ -98,7 +98,7 @@ def test_text_only_verification_status_entered_in_error_is_read() -> None:
 
 def ranged(low: float, high: float) -> MedicationFact:
     base = oral("baclofen", 10, "QID")
-    dosage = facts.dosage(FhirDosage.model_validate({
+    dosage = datatypes.dosage(FhirDosage.model_validate({
         "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
         "route": {"text": "oral"},
         "doseAndRate": [{"doseRange": {"low": {"value": low, "unit": "mg", "code": "mg"},
@@ -157,7 +157,7 @@ def test_positive_trial_with_overdose_signs_suggests_no_implant(settings: Settin
               "intrathecal 50 mcg/mL"),
         dosages=(Dosage(route=coded(SNOMED, "72607000", "Intrathecal"),
                         dose=Quantity(50, "mcg", "ug")),),
-        effective=facts.period("2026-06-14T08:00:00Z"))
+        effective=datatypes.period("2026-06-14T08:00:00Z"))
     response = observation("itb-trial-response", Concept(text="positive"),
                            "2026-06-14T12:00", "Observation/r",
                            part_of=("MedicationAdministration/ma",))
