@@ -22,7 +22,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
-from tests.web.conftest import runtime_of
 
 from cds_service.api.auth import Authenticator
 from cds_service.api.trust import SANDBOX_ISSUER, SANDBOX_JKU, load_trust
@@ -30,6 +29,7 @@ from cds_service.config import PROJECT_ROOT
 from cds_service.runtime import StoreReplayCache
 from cds_service.sandbox.scenarios import Scenario, load_scenarios, shifted_request
 from tests.conftest import FIXED_NOW, LiveServer
+from tests.sandbox.conftest import runtime_of
 
 SANDBOX_ORIGIN = "https://sandbox.cds-hooks.org"
 SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from tests.web.conftest import CHROMIUM_ARGS, runtime_of
 
 from cds_service.audit.models import FeedbackRecord
 from cds_service.audit.store import AuditStore
 from cds_service.config import PROJECT_ROOT
 from cds_service.sandbox.scenarios import Scenario, load_scenarios
 from tests.conftest import LiveServer
+from tests.sandbox.conftest import CHROMIUM_ARGS, runtime_of
 
 pytestmark = pytest.mark.browser
 
