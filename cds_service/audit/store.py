@@ -1,9 +1,8 @@
 """The audit store: one hash chain of call and feedback entries, SQLite or PostgreSQL.
 
-Writes are serialised so the chain stays linear across threads and worker processes:
-PostgreSQL takes ``pg_advisory_xact_lock``; SQLite opens every write with ``BEGIN IMMEDIATE``
-(one writer) and waits on a busy timeout. When the database cannot be reached the record goes
-to the spool (fsync'd) and is replayed, in order, before the next successful write.
+Writes are serialised so the chain stays linear across threads and worker processes (see
+database.AuditDatabase.writing). When the database cannot be reached the record goes to the
+spool (fsync'd) and is replayed, in order, before the next successful write.
 
 Within a process, one writer thread (writer.GroupWriter) takes every call and feedback item
 waiting and writes them in one transaction (group commit): one lock, one head read, one
@@ -14,27 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, text
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from cds_service.audit import export, filelock, migrations, report
+from cds_service.audit import export, report
 from cds_service.audit.chain import GENESIS_HASH, link_hash
+from cds_service.audit.database import AuditDatabase, AuditUnavailable, is_outage
 from cds_service.audit.entry import (
     Prepared,
     PreparedCall,
@@ -59,81 +51,7 @@ from cds_service.config import Settings
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 30.0
-PG_CONNECT_TIMEOUT_S = 5
-# Fixed 64-bit keys for pg_advisory_xact_lock: one for the chain, one for migrations.
-CHAIN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"itb-cds audit chain").digest()[:8], "big",
-                                signed=True)
-MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"itb-cds audit migrate").digest()[:8], "big",
-                                  signed=True)
 JTI_PRUNE_EVERY = 100
-_READ_ONLY = "itb_audit_read_only"
-
-
-class AuditUnavailable(RuntimeError):
-    """The audit database cannot be reached (raised only where no spool fallback exists)."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True when the database is unreachable or busy, not when it refused a record."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
-        return True
-    if isinstance(exc, OSError):  # the SQLite writer lock's directory is gone or unwritable
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-def normalise_url(url: str) -> URL:
-    parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def _file_identity(path: str | None) -> tuple[int, int] | None:
-    if not path or path == ":memory:":
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    # Pooled connections: opening one per write cost more than the write. A pooled handle is
-    # dropped when the database file was moved, replaced or deleted, so it never writes into
-    # a file nobody reads any more.
-    engine = create_engine(
-        url, pool_size=4, max_overflow=4, connect_args={"timeout": BUSY_TIMEOUT_S}
-    )
-    database = url.database
-
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        if record.info.get("file") != _file_identity(database):
-            raise DisconnectionError("the audit database file changed under the pool")
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # FULL: in WAL mode NORMAL may lose the last commits on power loss; an audit may not.
-        cursor.execute("PRAGMA synchronous = FULL")
-        cursor.close()
-        record.info["file"] = _file_identity(database)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 def _prepare_feedback(service_id: str, items: list[FeedbackRecord]) -> PreparedFeedback:
@@ -292,59 +210,35 @@ class AuditStore:
 
     def __init__(self, settings: Settings, *, database_url: str | None = None) -> None:
         self.settings = settings
-        self.url = normalise_url(database_url or settings.database_url)
-        self.is_postgres = self.url.get_backend_name() == "postgresql"
-        if self.is_postgres:
-            self.engine = create_engine(
-                self.url,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
-            )
-        else:
-            self.engine = _sqlite_engine(self.url)
+        self.database = AuditDatabase(database_url or settings.database_url)
         self.spool = Spool(settings.spool_path)
-        database = self.url.database
-        self._lock_path = (
-            f"{database}.writer.lock"
-            if not self.is_postgres and database and database != ":memory:"
-            else None
-        )
-        self._schema_ready = False
         self._jti_lock = threading.Lock()
         self._jti_calls = 0
-        self._sql = _Sql(postgres=self.is_postgres)
+        self._sql = _Sql(postgres=self.database.is_postgres)
         self._writer = GroupWriter(self._write_queued)
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
+
+    @property
+    def url(self) -> URL:
+        return self.database.url
+
     def migrate(self) -> None:
         """Bring the schema to head, then replay the spool. Raises when the DB is down."""
-        self._migrate()
+        self.database.migrate()
         self.replay_spool()
 
-    def _migrate(self) -> None:
-        with self.engine.begin() as conn:
-            if self.is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
-            migrations.upgrade(conn)
-        self._schema_ready = True
-
-    def _ensure_schema(self) -> None:
-        if not self._schema_ready:
-            self._migrate()
-
     def ping(self) -> bool:
-        try:
-            with self._reading() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+        return self.database.ping()
 
     def close(self) -> None:
         """Write what is queued, stop the writer, release the pool; later writes raise."""
         self._writer.close()
-        self.engine.dispose()
+        self.database.dispose()
 
     async def aclose(self) -> None:
         """``close`` without blocking the event loop while the queue drains."""
@@ -357,7 +251,7 @@ class AuditStore:
         clients) start and stop more than once; a later write simply starts again.
         """
         self._writer.flush()
-        self.engine.dispose()
+        self.database.dispose()
 
     async def adrain(self) -> None:
         await asyncio.to_thread(self.drain)
@@ -449,8 +343,8 @@ class AuditStore:
 
     def _write_batch(self, items: list[Prepared]) -> list[FeedbackSummary]:
         """All of ``items`` in one transaction, chained in order; raises, writing none."""
-        self._ensure_schema()
-        with self._writing() as conn:
+        self.database.ensure_schema()
+        with self.database.writing() as conn:
             writer = _BatchWriter(conn, self._sql)
             try:
                 return writer.write(items)
@@ -463,36 +357,9 @@ class AuditStore:
 
         For maintenance (a consistent copy) and for tests that need writes to queue up.
         """
-        self._ensure_schema()
-        with self._writing():
+        self.database.ensure_schema()
+        with self.database.writing():
             yield
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        if self.is_postgres:
-            with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
-                yield conn
-            return
-        # SQLite has one writer; queueing on a file lock wakes the next writer at once,
-        # where SQLite's own busy handler sleeps in growing steps (seconds at p95 under load).
-        with self._writer_lock(), self.engine.begin() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        with filelock.exclusive(self._lock_path):
-            yield
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as raw:
-            conn = raw.execution_options(**{_READ_ONLY: True})
-            with conn.begin():
-                yield conn
 
     # -- JWT replay cache ------------------------------------------------------------------
 
@@ -508,8 +375,8 @@ class AuditStore:
             self._jti_calls += 1
             prune = self._jti_calls % JTI_PRUNE_EVERY == 1
         try:
-            self._ensure_schema()
-            with self.engine.begin() as conn:
+            self.database.ensure_schema()
+            with self.database.engine.begin() as conn:
                 if prune:
                     conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at <= now))
                 else:
@@ -544,8 +411,8 @@ class AuditStore:
             query = query.where(audit_entry.c.occurred_at < utc_text(until))
         if hook_instance is not None:
             query = query.where(audit_entry.c.hook_instance == hook_instance)
-        self._ensure_schema()
-        with self._reading() as conn:
+        self.database.ensure_schema()
+        with self.database.reading() as conn:
             with conn.execution_options(yield_per=500).execute(query) as rows:
                 for row in rows:
                     body = json.loads(row.body)
@@ -569,8 +436,8 @@ class AuditStore:
             yield seq, CallRecord.model_validate(p)
 
     def verify(self) -> VerifyResult:
-        self._ensure_schema()
-        with self._reading() as conn:
+        self.database.ensure_schema()
+        with self.database.reading() as conn:
             head = conn.execute(
                 select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
             ).one()
