@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cds_service.api.auth import ClientIdentity
 from cds_service.api.discovery import ServiceSpec
 from cds_service.api.errors import ApiError, operation_outcome
 from cds_service.audit.chain import payload_digest
 from cds_service.audit.models import CallRecord, CardRecord, FindingRecord, QueryRecord
 from cds_service.audit.models import ClientIdentity as AuditClient
 from cds_service.audit.models import SkippedEntry as AuditSkipped
+from cds_service.auth.tokens import ClientIdentity
 from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
 from cds_service.fhir.client import FhirClient

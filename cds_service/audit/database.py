@@ -171,3 +171,20 @@ class AuditDatabase:
             conn = raw.execution_options(**{_READ_ONLY: True})
             with conn.begin():
                 yield conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction outside the chain's lock, on a migrated schema.
+
+        For tables beside the chain (the JWT replay cache) whose users have no spool to fall
+        back on: an outage raises ``AuditUnavailable`` so they can fail closed; any other
+        error (an ``IntegrityError``, say) propagates as it is.
+        """
+        try:
+            self.ensure_schema()
+            with self.engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if is_outage(exc):
+                raise AuditUnavailable("audit database unavailable") from exc
+            raise

@@ -15,24 +15,22 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from cds_service.audit import export, report
 from cds_service.audit.chain import GENESIS_HASH, link_hash
-from cds_service.audit.database import AuditDatabase, AuditUnavailable, is_outage
+from cds_service.audit.database import AuditDatabase, is_outage
 from cds_service.audit.entry import (
     Prepared,
     PreparedCall,
     PreparedFeedback,
     entry_body,
-    feedback_key,
     feedback_payload,
     utc_text,
 )
@@ -44,15 +42,12 @@ from cds_service.audit.models import (
     StoredFeedback,
     VerifyResult,
 )
-from cds_service.audit.schema import audit_entry, audit_head, jwt_replay
+from cds_service.audit.schema import audit_entry, audit_head
 from cds_service.audit.spool import Spool, SpooledCall, SpoolItem
 from cds_service.audit.writer import AuditStoreClosed, GroupWriter, WriterStats
 from cds_service.config import Settings
 
 log = logging.getLogger(__name__)
-
-JTI_PRUNE_EVERY = 100
-
 
 def _prepare_feedback(service_id: str, items: list[FeedbackRecord]) -> PreparedFeedback:
     filled = [i if i.service_id else i.model_copy(update={"service_id": service_id})
@@ -212,8 +207,6 @@ class AuditStore:
         self.settings = settings
         self.database = AuditDatabase(database_url or settings.database_url)
         self.spool = Spool(settings.spool_path)
-        self._jti_lock = threading.Lock()
-        self._jti_calls = 0
         self._sql = _Sql(postgres=self.database.is_postgres)
         self._writer = GroupWriter(self._write_queued)
 
@@ -361,41 +354,6 @@ class AuditStore:
         with self.database.writing():
             yield
 
-    # -- JWT replay cache ------------------------------------------------------------------
-
-    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """True if (iss, jti) is fresh (now remembered), False if seen and not yet expired.
-
-        Raises AuditUnavailable when the database is down: the auth layer must fail closed.
-        """
-        now = int(datetime.now(UTC).timestamp())
-        expires = int(expires_at.timestamp()) if expires_at.tzinfo else int(
-            expires_at.replace(tzinfo=UTC).timestamp())
-        with self._jti_lock:
-            self._jti_calls += 1
-            prune = self._jti_calls % JTI_PRUNE_EVERY == 1
-        try:
-            self.database.ensure_schema()
-            with self.database.engine.begin() as conn:
-                if prune:
-                    conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at <= now))
-                else:
-                    conn.execute(delete(jwt_replay).where(
-                        jwt_replay.c.iss == iss, jwt_replay.c.jti == jti,
-                        jwt_replay.c.expires_at <= now))
-                seen = conn.execute(select(jwt_replay.c.expires_at).where(
-                    jwt_replay.c.iss == iss, jwt_replay.c.jti == jti)).first()
-                if seen is not None:
-                    return False
-                conn.execute(insert(jwt_replay).values(iss=iss, jti=jti, expires_at=expires))
-        except IntegrityError:
-            return False  # another worker remembered the same jti a moment ago
-        except Exception as exc:
-            if is_outage(exc):
-                raise AuditUnavailable("JWT replay cache unavailable") from exc
-            raise
-        return True
-
     # -- reading ---------------------------------------------------------------------------
 
     def _entries(self, *, kind: str | None = None, since: datetime | None = None,
@@ -523,4 +481,4 @@ def verify_rows(rows: Iterable[Any], head_seq: int, head_hash: str) -> VerifyRes
     return VerifyResult(ok=True, checked=checked, head_seq=head_seq, head_hash=head_hash)
 
 
-__all__ = ["AuditStore", "AuditStoreClosed", "AuditUnavailable", "feedback_key", "is_outage"]
+__all__ = ["AuditStore", "AuditStoreClosed"]
