@@ -10,25 +10,16 @@ from typing import Any
 
 import httpx
 
-from cds_service.api.auth import Authenticator
 from cds_service.api.discovery import discovery_document
 from cds_service.audit.store import AuditStore
+from cds_service.auth.replay import DatabaseReplayCache
+from cds_service.auth.tokens import Authenticator
 from cds_service.config import Settings
 from cds_service.engine import Engine
 from cds_service.fhir.client import shared_ssl_context
 from cds_service.metrics import Metrics
 
 log = logging.getLogger("itb_cds")
-
-
-class StoreReplayCache:
-    """The JWT replay cache in the audit database, shared by the workers of one node."""
-
-    def __init__(self, store: AuditStore) -> None:
-        self.store = store
-
-    def remember(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        return self.store.remember_jti(iss, jti, expires_at)
 
 
 def system_clock() -> datetime:
@@ -55,7 +46,7 @@ class Runtime:
             log.error("audit database unavailable at startup (%s): spooling", type(exc).__name__)
         jwks_http = httpx.AsyncClient(verify=shared_ssl_context(), timeout=5.0,
                                       follow_redirects=False)
-        auth = Authenticator(settings, jwks_http, StoreReplayCache(store))
+        auth = Authenticator(settings, jwks_http, DatabaseReplayCache(store.database))
         return cls(
             settings=settings,
             engine=engine,

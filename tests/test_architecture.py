@@ -69,6 +69,7 @@ def test_the_rules_load_only_the_record_of_fhir() -> None:
     ("fhir", ("cds_service.api", "cds_service.rules", "cds_service.services"), ()),
     ("terminology", ("cds_service.api", "cds_service.rules", "cds_service.audit"), ()),
     ("hooks", ("cds_service.api",), ()),
+    ("auth", ("cds_service.api", "cds_service.audit", "cds_service.sandbox"), ()),
     ("services", ("cds_service.api",), ()),
 ])
 def test_no_forbidden_arrow(source: str, forbidden: tuple[str, ...],

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from cds_service.api.auth import ClientIdentity, Unauthorized
 from cds_service.api.body import read_json
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
+from cds_service.audit.database import AuditUnavailable
 from cds_service.audit.models import ClientIdentity as AuditClient
 from cds_service.audit.models import FeedbackRecord
-from cds_service.audit.store import AuditUnavailable
 from cds_service.audit.trace import call_record
+from cds_service.auth.tokens import ClientIdentity, Unauthorized
 from cds_service.errors import RequiredDataMissing, validation_details
 from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime

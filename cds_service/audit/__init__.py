@@ -1,5 +1,6 @@
 """The audit log: every call and every feedback item, hash-chained, durable, exportable."""
 
+from cds_service.audit.database import AuditUnavailable
 from cds_service.audit.models import (
     CallRecord,
     CardRecord,
@@ -12,7 +13,7 @@ from cds_service.audit.models import (
     SkippedEntry,
     VerifyResult,
 )
-from cds_service.audit.store import AuditStore, AuditStoreClosed, AuditUnavailable
+from cds_service.audit.store import AuditStore, AuditStoreClosed
 
 __all__ = [
     "AuditStore",

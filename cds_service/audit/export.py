@@ -96,7 +96,7 @@ def _service_agent(service_id: str | None) -> dict[str, Any]:
     }
 
 
-def call_audit_event(rec: CallRecord, settings: Settings) -> Resource:
+def _call_agents(rec: CallRecord) -> list[dict[str, Any]]:
     client: dict[str, Any] = {
         "type": {"coding": [_coding(DCM, "110153", "Source Role ID")]},
         "requestor": False,
@@ -116,7 +116,10 @@ def call_audit_event(rec: CallRecord, settings: Settings) -> Resource:
             "requestor": True,
         })
     agents.append(_service_agent(rec.service_id))
+    return agents
 
+
+def _call_entities(rec: CallRecord) -> list[dict[str, Any]]:
     details = [
         {"type": "hook", "valueString": rec.hook},
         {"type": "hookInstance", "valueString": rec.hook_instance},
@@ -163,7 +166,10 @@ def call_audit_event(rec: CallRecord, settings: Settings) -> Resource:
         "type": _coding(ENTITY_TYPE, "2", "System Object"),
         "role": _coding(OBJECT_ROLE, "3", "Report"),
     })
+    return entities
 
+
+def call_audit_event(rec: CallRecord, settings: Settings) -> Resource:
     event: Resource = {
         "resourceType": "AuditEvent",
         "id": fhir_id("call", rec.hook_instance),
@@ -178,9 +184,9 @@ def call_audit_event(rec: CallRecord, settings: Settings) -> Resource:
         "recorded": instant(rec.answered_at),
         "outcome": _outcome(rec.http_status),
         "purposeOfEvent": [{"coding": [_coding(ACT_REASON, "TREAT", "treatment")]}],
-        "agent": agents,
+        "agent": _call_agents(rec),
         "source": _source(settings, rec.service_id),
-        "entity": entities,
+        "entity": _call_entities(rec),
     }
     if rec.error:
         event["outcomeDesc"] = rec.error

@@ -51,6 +51,8 @@ audit_card = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
+# Not audit data: the JWT replay cache (auth.replay) keeps its rows here because this is the
+# one database every worker of a node shares.
 jwt_replay = Table(
     "jwt_replay",
     metadata,

@@ -1,9 +1,8 @@
 """The audit store: one hash chain of call and feedback entries, SQLite or PostgreSQL.
 
-Writes are serialised so the chain stays linear across threads and worker processes:
-PostgreSQL takes ``pg_advisory_xact_lock``; SQLite opens every write with ``BEGIN IMMEDIATE``
-(one writer) and waits on a busy timeout. When the database cannot be reached the record goes
-to the spool (fsync'd) and is replayed, in order, before the next successful write.
+Writes are serialised so the chain stays linear across threads and worker processes (see
+database.AuditDatabase.writing). When the database cannot be reached the record goes to the
+spool (fsync'd) and is replayed, in order, before the next successful write.
 
 Within a process, one writer thread (writer.GroupWriter) takes every call and feedback item
 waiting and writes them in one transaction (group commit): one lock, one head read, one
@@ -14,36 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
-import os
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, text
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    IntegrityError,
-    InterfaceError,
-    OperationalError,
-)
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
 
-from cds_service.audit import export, filelock, migrations, report
-from cds_service.audit.chain import GENESIS_HASH, link_hash
-from cds_service.audit.entry import (
-    Prepared,
-    PreparedCall,
-    PreparedFeedback,
-    entry_body,
-    feedback_key,
-    feedback_payload,
-    utc_text,
-)
+from cds_service.audit import export, queries, report
+from cds_service.audit.batch import BatchSql, write_batch
+from cds_service.audit.database import AuditDatabase, is_outage
+from cds_service.audit.entry import Prepared, PreparedCall, PreparedFeedback
 from cds_service.audit.models import (
     CallRecord,
     FeedbackRecord,
@@ -52,234 +33,17 @@ from cds_service.audit.models import (
     StoredFeedback,
     VerifyResult,
 )
-from cds_service.audit.schema import audit_entry, audit_head, jwt_replay
 from cds_service.audit.spool import Spool, SpooledCall, SpoolItem
 from cds_service.audit.writer import AuditStoreClosed, GroupWriter, WriterStats
 from cds_service.config import Settings
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 30.0
-PG_CONNECT_TIMEOUT_S = 5
-# Fixed 64-bit keys for pg_advisory_xact_lock: one for the chain, one for migrations.
-CHAIN_LOCK_KEY = int.from_bytes(hashlib.sha256(b"itb-cds audit chain").digest()[:8], "big",
-                                signed=True)
-MIGRATE_LOCK_KEY = int.from_bytes(hashlib.sha256(b"itb-cds audit migrate").digest()[:8], "big",
-                                  signed=True)
-JTI_PRUNE_EVERY = 100
-_READ_ONLY = "itb_audit_read_only"
-
-
-class AuditUnavailable(RuntimeError):
-    """The audit database cannot be reached (raised only where no spool fallback exists)."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True when the database is unreachable or busy, not when it refused a record."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
-        return True
-    if isinstance(exc, OSError):  # the SQLite writer lock's directory is gone or unwritable
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
-def normalise_url(url: str) -> URL:
-    parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def _file_identity(path: str | None) -> tuple[int, int] | None:
-    if not path or path == ":memory:":
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _sqlite_engine(url: URL) -> Engine:
-    # Pooled connections: opening one per write cost more than the write. A pooled handle is
-    # dropped when the database file was moved, replaced or deleted, so it never writes into
-    # a file nobody reads any more.
-    engine = create_engine(
-        url, pool_size=4, max_overflow=4, connect_args={"timeout": BUSY_TIMEOUT_S}
-    )
-    database = url.database
-
-    @event.listens_for(engine, "checkout")
-    def _on_checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        if record.info.get("file") != _file_identity(database):
-            raise DisconnectionError("the audit database file changed under the pool")
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # FULL: in WAL mode NORMAL may lose the last commits on power loss; an audit may not.
-        cursor.execute("PRAGMA synchronous = FULL")
-        cursor.close()
-        record.info["file"] = _file_identity(database)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
 
 def _prepare_feedback(service_id: str, items: list[FeedbackRecord]) -> PreparedFeedback:
     filled = [i if i.service_id else i.model_copy(update={"service_id": service_id})
               for i in items]
     return PreparedFeedback.of(service_id, filled)
-
-
-class _Sql:
-    """The write path's statements as driver SQL: Core compilation cost more than the I/O."""
-
-    def __init__(self, *, postgres: bool) -> None:
-        self.mark = "%s" if postgres else "?"
-        m = self.mark
-        self.head = "SELECT seq, hash FROM audit_head WHERE id = 1"
-        self.insert_entry = (
-            "INSERT INTO audit_entry (seq, kind, entry_key, hook_instance, card_uuid, "
-            f"occurred_at, body, prev_hash, hash) VALUES ({', '.join([m] * 9)})")
-        self.insert_card = (
-            f"INSERT INTO audit_card (card_uuid, hook_instance, seq) VALUES ({m}, {m}, {m})")
-        self.update_head = f"UPDATE audit_head SET seq = {m}, hash = {m} WHERE id = 1"
-
-    def marks(self, count: int) -> str:
-        return ", ".join([self.mark] * count)
-
-
-_IN_CHUNK = 500  # bound parameters per IN (...) list, well under every backend's limit
-
-
-def _chunks(values: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start:start + _IN_CHUNK]
-
-
-class _BatchWriter:
-    """One transaction: the head read once, duplicates found in bulk, rows inserted in bulk.
-
-    A duplicate (hook instance, or feedback key) is one already stored or one earlier in the
-    same batch; a feedback item joins the first call that showed its card, stored or batched.
-    """
-
-    def __init__(self, conn: Connection, sql: _Sql) -> None:
-        self.conn = conn
-        self.sql = sql
-        # The driver's own cursor, inside SQLAlchemy's transaction: per statement it costs
-        # ~2 us where exec_driver_sql costs ~27 us; errors are translated back below.
-        self.cursor = conn.connection.cursor()
-
-    def _run(self, statement: str, params: Sequence[Any], *, many: bool = False) -> list[Any]:
-        try:
-            if many:
-                self.cursor.executemany(statement, params)
-                return []
-            self.cursor.execute(statement, params)
-            return list(self.cursor.fetchall()) if self.cursor.description else []
-        except Exception as exc:
-            raise self._translated(statement, params, exc) from exc
-
-    def _translated(self, statement: str, params: Sequence[Any], exc: Exception
-                    ) -> BaseException:
-        # As SQLAlchemy would have raised it, so is_outage tells an outage from a refusal.
-        dialect = self.conn.dialect
-        base: type[Exception] = dialect.loaded_dbapi.Error
-        if not isinstance(exc, base):
-            return exc
-        disconnected = dialect.is_disconnect(
-            cast(Any, exc), self.conn.connection.dbapi_connection, self.cursor)
-        return DBAPIError.instance(statement, params, exc, base, dialect=dialect,
-                                   connection_invalidated=disconnected)
-
-    def _existing(self, kind: str, keys: list[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(sorted(set(keys))):
-            rows = self._run(
-                "SELECT entry_key FROM audit_entry WHERE kind = "
-                f"{self.sql.mark} AND entry_key IN ({self.sql.marks(len(chunk))})",
-                (kind, *chunk))
-            found.update(str(r[0]) for r in rows)
-        return found
-
-    def _card_calls(self, card_uuids: list[str]) -> dict[str, str]:
-        first: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(card_uuids))):
-            rows = self._run(
-                "SELECT card_uuid, hook_instance FROM audit_card WHERE card_uuid IN "
-                f"({self.sql.marks(len(chunk))}) ORDER BY seq", tuple(chunk))
-            for card_uuid, hook_instance in rows:
-                first.setdefault(str(card_uuid), str(hook_instance))
-        return first
-
-    def write(self, items: list[Prepared]) -> list[FeedbackSummary]:
-        calls = [i.hook_instance for i in items if isinstance(i, PreparedCall)]
-        feedback = [r for i in items if isinstance(i, PreparedFeedback) for r in i.records]
-        seen_calls = self._existing("call", calls) if calls else set()
-        seen_feedback = self._existing("feedback", [r.key for r in feedback]) if feedback \
-            else set()
-        card_calls = self._card_calls([r.card_uuid for r in feedback]) if feedback else {}
-        [(head_seq, head_hash)] = self._run(self.sql.head, ())
-        seq, prev = int(head_seq), str(head_hash)
-        entries: list[tuple[object, ...]] = []
-        cards: list[tuple[str, str, int]] = []
-        results: list[FeedbackSummary] = []
-
-        def append(kind: str, key: str, hook_instance: str | None, card_uuid: str | None,
-                   occurred_at: str, payload: str) -> None:
-            nonlocal seq, prev
-            seq += 1
-            body = entry_body(seq=seq, kind=kind, key=key, hook_instance=hook_instance,
-                              card_uuid=card_uuid, occurred_at=occurred_at, payload=payload)
-            digest = link_hash(prev, body)
-            entries.append((seq, kind, key, hook_instance, card_uuid, occurred_at, body, prev,
-                            digest))
-            prev = digest
-
-        for item in items:
-            summary = FeedbackSummary()
-            if isinstance(item, PreparedCall):
-                if item.hook_instance in seen_calls:
-                    summary.duplicates = 1
-                else:
-                    seen_calls.add(item.hook_instance)
-                    append("call", item.hook_instance, item.hook_instance, None,
-                           item.occurred_at, item.payload)
-                    summary.stored = 1
-                    for card_uuid in item.card_uuids:
-                        cards.append((card_uuid, item.hook_instance, seq))
-                        card_calls.setdefault(card_uuid, item.hook_instance)
-            else:
-                for fb in item.records:
-                    if fb.key in seen_feedback:
-                        summary.duplicates += 1
-                        continue
-                    seen_feedback.add(fb.key)
-                    hook_instance = card_calls.get(fb.card_uuid)
-                    append("feedback", fb.key, hook_instance, fb.card_uuid, fb.occurred_at,
-                           feedback_payload(fb.feedback, hook_instance))
-                    summary.stored += 1
-                    if hook_instance is None:
-                        summary.unknown_cards += 1
-            results.append(summary)
-        if entries:
-            self._run(self.sql.insert_entry, entries, many=True)
-            if cards:
-                self._run(self.sql.insert_card, cards, many=True)
-            self._run(self.sql.update_head, (seq, prev))
-        return results
 
 
 class AuditStore:
@@ -292,59 +56,33 @@ class AuditStore:
 
     def __init__(self, settings: Settings, *, database_url: str | None = None) -> None:
         self.settings = settings
-        self.url = normalise_url(database_url or settings.database_url)
-        self.is_postgres = self.url.get_backend_name() == "postgresql"
-        if self.is_postgres:
-            self.engine = create_engine(
-                self.url,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
-            )
-        else:
-            self.engine = _sqlite_engine(self.url)
+        self.database = AuditDatabase(database_url or settings.database_url)
         self.spool = Spool(settings.spool_path)
-        database = self.url.database
-        self._lock_path = (
-            f"{database}.writer.lock"
-            if not self.is_postgres and database and database != ":memory:"
-            else None
-        )
-        self._schema_ready = False
-        self._jti_lock = threading.Lock()
-        self._jti_calls = 0
-        self._sql = _Sql(postgres=self.is_postgres)
+        self._sql = BatchSql(postgres=self.database.is_postgres)
         self._writer = GroupWriter(self._write_queued)
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
+
+    @property
+    def url(self) -> URL:
+        return self.database.url
+
     def migrate(self) -> None:
         """Bring the schema to head, then replay the spool. Raises when the DB is down."""
-        self._migrate()
+        self.database.migrate()
         self.replay_spool()
 
-    def _migrate(self) -> None:
-        with self.engine.begin() as conn:
-            if self.is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK_KEY})
-            migrations.upgrade(conn)
-        self._schema_ready = True
-
-    def _ensure_schema(self) -> None:
-        if not self._schema_ready:
-            self._migrate()
-
     def ping(self) -> bool:
-        try:
-            with self._reading() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+        return self.database.ping()
 
     def close(self) -> None:
         """Write what is queued, stop the writer, release the pool; later writes raise."""
         self._writer.close()
-        self.engine.dispose()
+        self.database.dispose()
 
     async def aclose(self) -> None:
         """``close`` without blocking the event loop while the queue drains."""
@@ -357,7 +95,7 @@ class AuditStore:
         clients) start and stop more than once; a later write simply starts again.
         """
         self._writer.flush()
-        self.engine.dispose()
+        self.database.dispose()
 
     async def adrain(self) -> None:
         await asyncio.to_thread(self.drain)
@@ -449,13 +187,9 @@ class AuditStore:
 
     def _write_batch(self, items: list[Prepared]) -> list[FeedbackSummary]:
         """All of ``items`` in one transaction, chained in order; raises, writing none."""
-        self._ensure_schema()
-        with self._writing() as conn:
-            writer = _BatchWriter(conn, self._sql)
-            try:
-                return writer.write(items)
-            finally:
-                writer.cursor.close()
+        self.database.ensure_schema()
+        with self.database.writing() as conn:
+            return write_batch(conn, self._sql, items)
 
     @contextlib.contextmanager
     def chain_lock(self) -> Iterator[None]:
@@ -463,121 +197,28 @@ class AuditStore:
 
         For maintenance (a consistent copy) and for tests that need writes to queue up.
         """
-        self._ensure_schema()
-        with self._writing():
+        self.database.ensure_schema()
+        with self.database.writing():
             yield
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        if self.is_postgres:
-            with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
-                yield conn
-            return
-        # SQLite has one writer; queueing on a file lock wakes the next writer at once,
-        # where SQLite's own busy handler sleeps in growing steps (seconds at p95 under load).
-        with self._writer_lock(), self.engine.begin() as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        with filelock.exclusive(self._lock_path):
-            yield
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as raw:
-            conn = raw.execution_options(**{_READ_ONLY: True})
-            with conn.begin():
-                yield conn
-
-    # -- JWT replay cache ------------------------------------------------------------------
-
-    def remember_jti(self, iss: str, jti: str, expires_at: datetime) -> bool:
-        """True if (iss, jti) is fresh (now remembered), False if seen and not yet expired.
-
-        Raises AuditUnavailable when the database is down: the auth layer must fail closed.
-        """
-        now = int(datetime.now(UTC).timestamp())
-        expires = int(expires_at.timestamp()) if expires_at.tzinfo else int(
-            expires_at.replace(tzinfo=UTC).timestamp())
-        with self._jti_lock:
-            self._jti_calls += 1
-            prune = self._jti_calls % JTI_PRUNE_EVERY == 1
-        try:
-            self._ensure_schema()
-            with self.engine.begin() as conn:
-                if prune:
-                    conn.execute(delete(jwt_replay).where(jwt_replay.c.expires_at <= now))
-                else:
-                    conn.execute(delete(jwt_replay).where(
-                        jwt_replay.c.iss == iss, jwt_replay.c.jti == jti,
-                        jwt_replay.c.expires_at <= now))
-                seen = conn.execute(select(jwt_replay.c.expires_at).where(
-                    jwt_replay.c.iss == iss, jwt_replay.c.jti == jti)).first()
-                if seen is not None:
-                    return False
-                conn.execute(insert(jwt_replay).values(iss=iss, jti=jti, expires_at=expires))
-        except IntegrityError:
-            return False  # another worker remembered the same jti a moment ago
-        except Exception as exc:
-            if is_outage(exc):
-                raise AuditUnavailable("JWT replay cache unavailable") from exc
-            raise
-        return True
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _entries(self, *, kind: str | None = None, since: datetime | None = None,
-                 until: datetime | None = None, hook_instance: str | None = None
-                 ) -> Iterator[tuple[int, str, dict[str, Any]]]:
-        query = select(audit_entry.c.seq, audit_entry.c.kind, audit_entry.c.body).order_by(
-            audit_entry.c.seq)
-        if kind is not None:
-            query = query.where(audit_entry.c.kind == kind)
-        if since is not None:
-            query = query.where(audit_entry.c.occurred_at >= utc_text(since))
-        if until is not None:
-            query = query.where(audit_entry.c.occurred_at < utc_text(until))
-        if hook_instance is not None:
-            query = query.where(audit_entry.c.hook_instance == hook_instance)
-        self._ensure_schema()
-        with self._reading() as conn:
-            with conn.execution_options(yield_per=500).execute(query) as rows:
-                for row in rows:
-                    body = json.loads(row.body)
-                    yield int(row.seq), str(row.kind), cast(dict[str, Any], body["payload"])
-
     def calls_for(self, hook_instance: str) -> list[CallRecord]:
-        return [CallRecord.model_validate(p)
-                for _, _, p in self._entries(kind="call", hook_instance=hook_instance)]
+        return queries.calls_for(self.database, hook_instance)
 
     def feedback_for(self, hook_instance: str) -> list[FeedbackRecord]:
         return [s.record for s in self.stored_feedback(hook_instance=hook_instance)]
 
     def stored_feedback(self, *, hook_instance: str | None = None,
                         since: datetime | None = None) -> list[StoredFeedback]:
-        return [_stored_feedback(seq, p) for seq, _, p in
-                self._entries(kind="feedback", hook_instance=hook_instance, since=since)]
+        return queries.stored_feedback(self.database, hook_instance=hook_instance, since=since)
 
     def calls(self, *, since: datetime | None = None, until: datetime | None = None
               ) -> Iterator[tuple[int, CallRecord]]:
-        for seq, _, p in self._entries(kind="call", since=since, until=until):
-            yield seq, CallRecord.model_validate(p)
+        return queries.calls(self.database, since=since, until=until)
 
     def verify(self) -> VerifyResult:
-        self._ensure_schema()
-        with self._reading() as conn:
-            head = conn.execute(
-                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            ).one()
-            with conn.execution_options(yield_per=500).execute(
-                select(audit_entry).order_by(audit_entry.c.seq)
-            ) as rows:
-                return verify_rows(rows, int(head.seq), str(head.hash))
+        return queries.verify(self.database)
 
     def report(self, since: datetime | None = None) -> Report:
         return report.build_report(
@@ -588,72 +229,23 @@ class AuditStore:
 
     def export_fhir(self, since: datetime | None = None, until: datetime | None = None
                     ) -> Iterator[dict[str, Any]]:
-        for seq, kind, payload in self._entries(since=since, until=until):
+        for seq, kind, payload in queries.entries(self.database, since=since, until=until):
             if kind == "call":
                 yield from export.call_resources(CallRecord.model_validate(payload), self.settings)
             else:
-                yield export.feedback_audit_event(_stored_feedback(seq, payload), self.settings)
+                feedback = queries.feedback_entry(seq, payload)
+                yield export.feedback_audit_event(feedback, self.settings)
 
     def export_csv(self, since: datetime | None = None, until: datetime | None = None
                    ) -> Iterator[str]:
         def rows() -> Iterator[export.CsvRow]:
-            for seq, kind, payload in self._entries(since=since, until=until):
+            for seq, kind, payload in queries.entries(self.database, since=since, until=until):
                 if kind == "call":
                     yield export.call_csv_row(seq, CallRecord.model_validate(payload))
                 else:
-                    yield export.feedback_csv_row(_stored_feedback(seq, payload))
+                    yield export.feedback_csv_row(queries.feedback_entry(seq, payload))
 
         return export.csv_lines(rows())
 
 
-def _stored_feedback(seq: int, payload: dict[str, Any]) -> StoredFeedback:
-    return StoredFeedback(
-        seq=seq,
-        record=FeedbackRecord.model_validate(payload["feedback"]),
-        hook_instance=payload["hook_instance"],
-        unknown_card=bool(payload["unknown_card"]),
-    )
-
-
-def verify_rows(rows: Iterable[Any], head_seq: int, head_hash: str) -> VerifyResult:
-    """Walk the chain in seq order; report the first broken link."""
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
-
-    def broken(seq: int, reason: str) -> VerifyResult:
-        return VerifyResult(ok=False, checked=checked, first_broken_seq=seq, reason=reason,
-                            head_seq=head_seq, head_hash=head_hash)
-
-    for row in rows:
-        seq = int(row.seq)
-        if seq > expected_seq:
-            return broken(expected_seq, f"entry {expected_seq} is missing (next is {seq})")
-        if seq < expected_seq:
-            return broken(seq, f"unexpected entry {seq} (expected {expected_seq})")
-        if row.prev_hash != prev_hash:
-            return broken(seq, f"entry {seq} does not link to entry {seq - 1}")
-        if link_hash(prev_hash, row.body) != row.hash:
-            return broken(seq, f"entry {seq} content does not match its hash")
-        try:
-            body = json.loads(row.body)
-        except ValueError:
-            return broken(seq, f"entry {seq} body is not JSON")
-        columns = {"seq": seq, "kind": row.kind, "key": row.entry_key,
-                   "hook_instance": row.hook_instance, "card_uuid": row.card_uuid,
-                   "occurred_at": row.occurred_at}
-        for name, value in columns.items():
-            if body.get(name) != value:
-                return broken(seq, f"entry {seq} column {name} differs from the hashed body")
-        prev_hash = str(row.hash)
-        expected_seq += 1
-        checked += 1
-    last = expected_seq - 1
-    if last != head_seq or prev_hash != head_hash:
-        if head_seq > last:
-            return broken(last + 1, f"entries {last + 1}..{head_seq} are missing at the end")
-        return broken(last, "the chain does not end at the recorded head")
-    return VerifyResult(ok=True, checked=checked, head_seq=head_seq, head_hash=head_hash)
-
-
-__all__ = ["AuditStore", "AuditStoreClosed", "AuditUnavailable", "feedback_key", "is_outage"]
+__all__ = ["AuditStore", "AuditStoreClosed"]

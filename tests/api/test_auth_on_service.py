@@ -115,7 +115,7 @@ def test_audience_must_be_the_exact_endpoint(
 
 class DatabaseDown:
     def remember(self, iss: str, jti: str, expires_at: object) -> bool:
-        from cds_service.audit.store import AuditUnavailable
+        from cds_service.audit.database import AuditUnavailable
 
         raise AuditUnavailable("audit database unreachable")
 

@@ -1,4 +1,4 @@
-"""The store records each call once, joins feedback to its card, and runs the replay cache."""
+"""The store records each call once and joins feedback to its card."""
 
 from __future__ import annotations
 
@@ -116,18 +116,6 @@ def test_a_call_record_has_no_room_for_a_token(make_call: MakeCall) -> None:
     with pytest.raises(ValidationError):
         CallRecord.model_validate({**make_call().model_dump(),
                                    "fhir_authorization": {"access_token": "x"}})
-
-
-def test_a_jti_is_fresh_once_until_it_expires(store: AuditStore) -> None:
-    now = datetime.now(UTC)
-    iss = "https://sandbox.cds-hooks.org"
-
-    assert store.remember_jti(iss, "jti-1", now + timedelta(minutes=5)) is True
-    assert store.remember_jti(iss, "jti-1", now + timedelta(minutes=5)) is False
-    assert store.remember_jti("https://other.example", "jti-1", now + timedelta(minutes=5))
-    assert store.remember_jti(iss, "jti-old", now - timedelta(seconds=1)) is True
-    # Expired: the same jti is fresh again (the JWT layer rejects the expired token itself).
-    assert store.remember_jti(iss, "jti-old", now + timedelta(minutes=5)) is True
 
 
 def test_migrate_is_idempotent_and_ping_sees_the_database(store: AuditStore) -> None:

@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from cds_service.api.auth import Authenticator, InMemoryReplayCache
-from cds_service.api.trust import TrustStore
+from cds_service.auth.replay import InMemoryReplayCache
+from cds_service.auth.tokens import Authenticator
+from cds_service.auth.trust import TrustStore
 from cds_service.config import AuthMode, Settings
 
 PUBLIC_BASE_URL = "https://cds.example.org"

@@ -10,7 +10,7 @@ import pytest
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
-from cds_service.api.auth import Authenticator, ClientIdentity, Unauthorized
+from cds_service.auth.tokens import Authenticator, ClientIdentity, Unauthorized
 
 pytestmark = pytest.mark.anyio
 

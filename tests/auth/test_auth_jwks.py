@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.api.auth import (
+from cds_service.auth.keys import (
     MAX_JWKS_BYTES,
     UNKNOWN_KID_REFETCH_COOLDOWN_SECONDS,
     JwksCache,
     JwksUnavailable,
-    Unauthorized,
 )
+from cds_service.auth.tokens import Unauthorized
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from cds_service.api.auth import Unauthorized
+from cds_service.auth.tokens import Unauthorized
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from cds_service.api.auth import Authenticator, InMemoryReplayCache, Unauthorized
-from cds_service.api.trust import (
+from cds_service.auth.replay import InMemoryReplayCache
+from cds_service.auth.tokens import Authenticator, Unauthorized
+from cds_service.auth.trust import (
     SANDBOX_ISSUER,
     SANDBOX_JKU,
     load_sandbox_jwks,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cds_service.api.auth import Unauthorized
+from cds_service.auth.tokens import Unauthorized
 
 pytestmark = pytest.mark.anyio
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.api.auth import Authenticator, InMemoryReplayCache
-from cds_service.api.trust import (
+from cds_service.auth.replay import InMemoryReplayCache
+from cds_service.auth.tokens import Authenticator
+from cds_service.auth.trust import (
     SANDBOX_ISSUER,
     InvalidJwks,
     TrustConfigError,

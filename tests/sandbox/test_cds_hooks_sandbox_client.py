@@ -23,10 +23,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from cds_service.api.auth import Authenticator
-from cds_service.api.trust import SANDBOX_ISSUER, SANDBOX_JKU, load_trust
+from cds_service.auth.replay import DatabaseReplayCache
+from cds_service.auth.tokens import Authenticator
+from cds_service.auth.trust import SANDBOX_ISSUER, SANDBOX_JKU, load_trust
 from cds_service.config import PROJECT_ROOT
-from cds_service.runtime import StoreReplayCache
 from cds_service.sandbox.scenarios import Scenario, load_scenarios, shifted_request
 from tests.conftest import FIXED_NOW, LiveServer
 from tests.sandbox.conftest import runtime_of
@@ -78,7 +78,7 @@ def sandbox_client(web_server: Callable[..., LiveServer]) -> Iterator[SandboxCli
     runtime = runtime_of(server)
     # The shipped Sandbox key set, replaced by the test's: the one way to sign as the Sandbox.
     runtime.auth = Authenticator(
-        runtime.settings, runtime.jwks_http, StoreReplayCache(runtime.store),
+        runtime.settings, runtime.jwks_http, DatabaseReplayCache(runtime.store.database),
         trust=load_trust(runtime.settings, sandbox_jwks=jwks),
     )
     yield SandboxClient(server, key)

@@ -181,7 +181,7 @@ def parse_jwks(document: object, *, strict: bool) -> KeySet:
 
 def load_sandbox_jwks() -> dict[str, Any]:
     """The CDS Hooks Sandbox's published key set, as shipped with the package."""
-    text = resources.files("cds_service.api").joinpath(_SANDBOX_JWKS_RESOURCE).read_text("utf-8")
+    text = resources.files("cds_service.auth").joinpath(_SANDBOX_JWKS_RESOURCE).read_text("utf-8")
     document = json.loads(text)
     if not isinstance(document, dict):
         raise TrustConfigError(f"{_SANDBOX_JWKS_RESOURCE} is not a JSON object")

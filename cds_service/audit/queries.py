@@ -1,0 +1,124 @@
+"""Reading the chain back: entries by kind, time and call, the records in them, and verify.
+
+Reads run in read-only transactions (database.AuditDatabase.reading) and stream rows, so an
+export of a large chain holds a few hundred rows at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import select
+
+from cds_service.audit.chain import GENESIS_HASH, link_hash
+from cds_service.audit.database import AuditDatabase
+from cds_service.audit.entry import utc_text
+from cds_service.audit.models import CallRecord, FeedbackRecord, StoredFeedback, VerifyResult
+from cds_service.audit.schema import audit_entry, audit_head
+
+# One entry of the chain: its seq, its kind ("call" or "feedback") and its payload.
+Entry = tuple[int, str, dict[str, Any]]
+
+
+def entries(database: AuditDatabase, *, kind: str | None = None,
+            since: datetime | None = None, until: datetime | None = None,
+            hook_instance: str | None = None) -> Iterator[Entry]:
+    query = select(audit_entry.c.seq, audit_entry.c.kind, audit_entry.c.body).order_by(
+        audit_entry.c.seq)
+    if kind is not None:
+        query = query.where(audit_entry.c.kind == kind)
+    if since is not None:
+        query = query.where(audit_entry.c.occurred_at >= utc_text(since))
+    if until is not None:
+        query = query.where(audit_entry.c.occurred_at < utc_text(until))
+    if hook_instance is not None:
+        query = query.where(audit_entry.c.hook_instance == hook_instance)
+    database.ensure_schema()
+    with database.reading() as conn:
+        with conn.execution_options(yield_per=500).execute(query) as rows:
+            for row in rows:
+                body = json.loads(row.body)
+                yield int(row.seq), str(row.kind), cast(dict[str, Any], body["payload"])
+
+
+def calls_for(database: AuditDatabase, hook_instance: str) -> list[CallRecord]:
+    return [CallRecord.model_validate(p)
+            for _, _, p in entries(database, kind="call", hook_instance=hook_instance)]
+
+
+def stored_feedback(database: AuditDatabase, *, hook_instance: str | None = None,
+                    since: datetime | None = None) -> list[StoredFeedback]:
+    return [feedback_entry(seq, p) for seq, _, p in
+            entries(database, kind="feedback", hook_instance=hook_instance, since=since)]
+
+
+def calls(database: AuditDatabase, *, since: datetime | None = None,
+          until: datetime | None = None) -> Iterator[tuple[int, CallRecord]]:
+    for seq, _, p in entries(database, kind="call", since=since, until=until):
+        yield seq, CallRecord.model_validate(p)
+
+
+def feedback_entry(seq: int, payload: dict[str, Any]) -> StoredFeedback:
+    """The feedback item stored at ``seq``, with the call it was joined to."""
+    return StoredFeedback(
+        seq=seq,
+        record=FeedbackRecord.model_validate(payload["feedback"]),
+        hook_instance=payload["hook_instance"],
+        unknown_card=bool(payload["unknown_card"]),
+    )
+
+
+def verify(database: AuditDatabase) -> VerifyResult:
+    database.ensure_schema()
+    with database.reading() as conn:
+        head = conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        ).one()
+        with conn.execution_options(yield_per=500).execute(
+            select(audit_entry).order_by(audit_entry.c.seq)
+        ) as rows:
+            return verify_rows(rows, int(head.seq), str(head.hash))
+
+
+def verify_rows(rows: Iterable[Any], head_seq: int, head_hash: str) -> VerifyResult:
+    """Walk the chain in seq order; report the first broken link."""
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    checked = 0
+
+    def broken(seq: int, reason: str) -> VerifyResult:
+        return VerifyResult(ok=False, checked=checked, first_broken_seq=seq, reason=reason,
+                            head_seq=head_seq, head_hash=head_hash)
+
+    for row in rows:
+        seq = int(row.seq)
+        if seq > expected_seq:
+            return broken(expected_seq, f"entry {expected_seq} is missing (next is {seq})")
+        if seq < expected_seq:
+            return broken(seq, f"unexpected entry {seq} (expected {expected_seq})")
+        if row.prev_hash != prev_hash:
+            return broken(seq, f"entry {seq} does not link to entry {seq - 1}")
+        if link_hash(prev_hash, row.body) != row.hash:
+            return broken(seq, f"entry {seq} content does not match its hash")
+        try:
+            body = json.loads(row.body)
+        except ValueError:
+            return broken(seq, f"entry {seq} body is not JSON")
+        columns = {"seq": seq, "kind": row.kind, "key": row.entry_key,
+                   "hook_instance": row.hook_instance, "card_uuid": row.card_uuid,
+                   "occurred_at": row.occurred_at}
+        for name, value in columns.items():
+            if body.get(name) != value:
+                return broken(seq, f"entry {seq} column {name} differs from the hashed body")
+        prev_hash = str(row.hash)
+        expected_seq += 1
+        checked += 1
+    last = expected_seq - 1
+    if last != head_seq or prev_hash != head_hash:
+        if head_seq > last:
+            return broken(last + 1, f"entries {last + 1}..{head_seq} are missing at the end")
+        return broken(last, "the chain does not end at the recorded head")
+    return VerifyResult(ok=True, checked=checked, head_seq=head_seq, head_hash=head_hash)

@@ -1,0 +1,1 @@
+"""CDS client authentication: token checks, trusted issuers and their keys, replay cache."""
