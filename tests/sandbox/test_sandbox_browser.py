@@ -144,7 +144,7 @@ def test_dismissing_a_card_with_a_reason_stores_that_reason(
     card.get_by_label("Comment (optional)").fill("Discussed with the patient today")
     card.get_by_role("button", name="Dismiss card").click()
 
-    expect(card.locator(".card__outcome")).to_contain_text(f"Dismissed: {reason_text}")
+    expect(card.locator(".card__outcome")).to_contain_text(f"Dismissed — reason: {reason_text}")
     expect(page.locator("#audit tbody tr[data-outcome=overridden] td.reason")).to_have_text(
         reason_text)
     (row,) = feedback(store, hook_instance)
