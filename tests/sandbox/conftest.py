@@ -64,7 +64,10 @@ def screenshots() -> Path:
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: between its calls Playwright's sync API leaves its asyncio loop
+# marked as running in the main thread, and a later test that runs a loop of its own
+# (asyncio.run) would fail with "Cannot run the event loop while another loop is running".
+@pytest.fixture(scope="module")
 def browser(chromium_path: Path) -> Iterator[Browser]:
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
