@@ -5,7 +5,9 @@ the audit trail of the call.
 The page is server-rendered HTML with one small script (no build step). Everything it shows
 comes from the service's public endpoints, except three helpers under ``/sandbox/api``:
 the fixtures (requests shifted to the service's today), safe markdown rendering of card
-details, and the audit trail of a call about a fixture patient.
+details, and the audit trail of a call about a fixture patient. The template tells the script
+the auth mode and the public base URL, so that in JWT mode the page can say what a token needs;
+neither is a secret, and no secret reaches the page.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def sandbox_router(library: FixtureLibrary, settings: Settings) -> APIRouter:
             families=families,
             services=SERVICES,
             auth_mode=settings.auth_mode.value,
+            # Not a secret: every token's aud is built from it, and a developer signing one
+            # locally has to know it.
+            public_base_url=settings.public_base_url,
         )
         return HTMLResponse(html, headers=_page_headers())
 

@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from cds_service.audit.models import FeedbackRecord
 from cds_service.audit.store import AuditStore
 from cds_service.config import PROJECT_ROOT
 from cds_service.sandbox.scenarios import Scenario, load_scenarios
 from tests.conftest import LiveServer
-from tests.sandbox.conftest import CHROMIUM_ARGS, runtime_of
+from tests.sandbox.conftest import runtime_of
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +34,6 @@ BY_FAMILY = {
 }
 # Those whose first card carries a suggestion (data-quality cards have none).
 WITH_SUGGESTIONS = [f for f in BY_FAMILY if f != "data-quality"]
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path: Path) -> Iterator[Browser]:
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -152,7 +144,7 @@ def test_dismissing_a_card_with_a_reason_stores_that_reason(
     card.get_by_label("Comment (optional)").fill("Discussed with the patient today")
     card.get_by_role("button", name="Dismiss card").click()
 
-    expect(card.locator(".card__outcome")).to_contain_text(f"Dismissed: {reason_text}")
+    expect(card.locator(".card__outcome")).to_contain_text(f"Dismissed — reason: {reason_text}")
     expect(page.locator("#audit tbody tr[data-outcome=overridden] td.reason")).to_have_text(
         reason_text)
     (row,) = feedback(store, hook_instance)
