@@ -27,6 +27,8 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
+# The rule entries patient-view runs, in its order (the service registry names them).
+PATIENT_VIEW = ("candidacy", "trial-outcome", "refill", "battery")
 
 
 def at(text: str) -> datetime:

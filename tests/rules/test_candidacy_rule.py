@@ -154,11 +154,11 @@ def test_order_select_draft_counts_and_above_maximum_is_added(settings: Settings
     rec = record(conditions=(condition(CP),),
                  medications=(oral("tizanidine", 4, status="stopped", reason="dizziness"),
                               draft))
-    [f] = evaluate("itb-order-select", rec, NOW, settings, terms)
+    [f] = evaluate(["candidacy-on-order"], rec, NOW, settings, terms)
     assert "draft-above-maximum" in f.notes
     assert f.number("draftDailyDoseMg").value == 120  # type: ignore[union-attr]
     no_draft = record(conditions=(condition(CP),), medications=(STOPPED_DROWSY,))
-    assert evaluate("itb-order-sign", no_draft, NOW, settings, terms) == []
+    assert evaluate(["candidacy-on-order"], no_draft, NOW, settings, terms) == []
 
 
 def test_intolerance_from_allergy_record_and_text_fallback(settings: Settings,

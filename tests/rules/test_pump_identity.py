@@ -17,6 +17,7 @@ from cds_service.terminology import Terminology
 from tests.rules.charts import (
     CPT,
     NOW,
+    PATIENT_VIEW,
     RXNORM,
     SNOMED,
     at,
@@ -159,7 +160,7 @@ def test_a_morphine_pain_pump_gives_no_itb_pump_cards(settings: Settings,
                                                       terms: Terminology) -> None:
     chart = pump_chart(medications=(morphine(),))
     assert active_pumps(chart, terms) == []
-    assert evaluate("itb-patient-view", chart, NOW, settings, terms) == []
+    assert evaluate(PATIENT_VIEW, chart, NOW, settings, terms) == []
 
 
 def test_a_pump_with_baclofen_among_its_intrathecal_drugs_is_an_itb_pump(

@@ -15,6 +15,7 @@ from cds_service.terminology import Terminology
 from tests.rules.charts import (
     CPT,
     LOCAL,
+    PATIENT_VIEW,
     at,
     itb_order,
     mL,
@@ -125,7 +126,7 @@ def test_volume_falls_back_to_the_model_reservoir_with_a_note(settings: Settings
 def test_no_dose_gives_a_data_quality_card_and_no_refill_card(settings: Settings,
                                                               terms: Terminology) -> None:
     rec = record(devices=(pump_device(),), procedures=(IMPLANT,))
-    f = one(evaluate("itb-patient-view", rec, at("2026-06-12"), settings, terms)[:1])
+    f = one(evaluate(PATIENT_VIEW, rec, at("2026-06-12"), settings, terms)[:1])
     assert f.rule == "itb-data-quality" and f.blocks == "itb-refill"
     assert any("daily dose" in m for m in f.missing)
     assert any("concentration" in m for m in f.missing)
