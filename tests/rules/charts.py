@@ -20,6 +20,8 @@ from cds_service.fhir.record import (
     Quantity,
     Timing,
 )
+from cds_service.rules.index import ChartIndex
+from cds_service.terminology import Terminology
 
 LOCAL = "urn:itb-cds:codes"
 SNOMED = "http://snomed.info/sct"
@@ -109,6 +111,11 @@ def mL(value: float) -> Quantity:
 def record(**parts: object) -> PatientRecord:
     parts.setdefault("patient", patient())
     return PatientRecord(**parts)  # type: ignore[arg-type]
+
+
+def indexed(chart: PatientRecord, terms: Terminology) -> ChartIndex:
+    """The chart as a rule reads it (evaluate builds this once per call)."""
+    return ChartIndex.build(chart, terms)
 
 
 __all__ = ["NOW", "Period", "record"]
