@@ -45,6 +45,13 @@ class TrialSettings(BaseModel):
     effect_record_window_hours: float = Field(default=48.0, gt=0)
     # Label: effect shorter than this -> start the pump at twice the screening dose per day.
     long_effect_hours: float = Field(default=8.0, gt=0)
+    # How chart entries are read (recorded under thresholds()["reading"], not in "trial": that
+    # dict is what every audit record has held since 1.0). A procedure and the administration
+    # of its bolus, charted this close to each other, are one trial.
+    same_trial_hours: float = Field(default=12.0, ge=0, exclude=True)
+    # A bare number in a procedure extension is a dose in mcg up to this bound: a screening
+    # bolus is 25-100 mcg, and a larger number is something else (a volume, a code).
+    bare_dose_max_mcg: float = Field(default=500.0, gt=0, exclude=True)
 
 
 class RefillSettings(BaseModel):
@@ -52,6 +59,9 @@ class RefillSettings(BaseModel):
     max_interval_days: int = Field(default=180, ge=1)
     warn_days: int = Field(default=7, ge=0)
     notice_days: int = Field(default=14, ge=0)
+    # Observations and bookings this close to a refill belong to its visit (clinical-rules.md
+    # 8.8: the same calendar day, +- 1 day). Recorded under thresholds()["reading"].
+    same_visit_days: float = Field(default=1.0, ge=0, exclude=True)
 
 
 class BatterySettings(BaseModel):
@@ -128,10 +138,17 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def thresholds(self) -> dict[str, object]:
-        """The clinical numbers in force, as recorded with every audit record."""
+        """The clinical numbers in force, as recorded with every audit record. The four rule
+        sections as recorded since 1.0; "reading" holds the later windows that decide how chart
+        entries are read (excluded from their sections' dumps)."""
         return {
             "candidacy": self.candidacy.model_dump(),
             "trial": self.trial.model_dump(),
             "refill": self.refill.model_dump(),
             "battery": self.battery.model_dump(),
+            "reading": {
+                "trial.same_trial_hours": self.trial.same_trial_hours,
+                "trial.bare_dose_max_mcg": self.trial.bare_dose_max_mcg,
+                "refill.same_visit_days": self.refill.same_visit_days,
+            },
         }

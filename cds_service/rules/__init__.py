@@ -1,9 +1,15 @@
-"""Pure clinical rules: PatientRecord + now + settings + terminology -> findings."""
+"""Pure clinical rules: PatientRecord + now + settings + terminology -> findings.
+
+The engine names the rule entries a service runs (the service registry lists them); each
+entry reads the chart index built once for the call, and only its own settings section.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from cds_service.config import Settings
 from cds_service.fhir.record import PatientRecord
@@ -13,16 +19,29 @@ from cds_service.rules import dataquality as _dataquality
 from cds_service.rules import refill as _refill
 from cds_service.rules import trial as _trial
 from cds_service.rules.finding import Finding
+from cds_service.rules.index import ChartIndex
 from cds_service.terminology import Terminology
 
-Rule = Callable[[PatientRecord, datetime, Settings, Terminology], list[Finding]]
+S = TypeVar("S")
 
-RULE_ENTRIES: dict[str, Rule] = {
-    "candidacy": _candidacy.candidacy,
-    "candidacy-on-order": _candidacy.candidacy_on_order,
-    "trial-outcome": _trial.trial_outcome,
-    "refill": _refill.refill,
-    "battery": _battery.battery,
+
+@dataclass(frozen=True, slots=True)
+class Entry(Generic[S]):
+    """A rule as a service runs it: the rule, and the settings section it is given."""
+
+    rule: Callable[[ChartIndex, datetime, S], list[Finding]]
+    section: Callable[[Settings], S]
+
+    def run(self, chart: ChartIndex, now: datetime, settings: Settings) -> list[Finding]:
+        return self.rule(chart, now, self.section(settings))
+
+
+RULE_ENTRIES: Mapping[str, Entry[Any]] = {
+    "candidacy": Entry(_candidacy.candidacy, lambda s: s.candidacy),
+    "candidacy-on-order": Entry(_candidacy.candidacy_on_order, lambda s: s.candidacy),
+    "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial),
+    "refill": Entry(_refill.refill, lambda s: s.refill),
+    "battery": Entry(_battery.battery, lambda s: s.battery),
 }
 
 # Rule id -> (version, outcome codes, note keys): what the catalogue must be able to render.
@@ -39,17 +58,20 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         tuple(dict.fromkeys(_refill.NOTES + _refill.PUMP_NOTES + _battery.NOTES)),
     ),
 }
+RULE_VERSIONS: dict[str, str] = {rule: spec[0] for rule, spec in RULES.items()}
 
 
 def evaluate(entries: Sequence[str], record: PatientRecord, now: datetime, settings: Settings,
              terms: Terminology) -> list[Finding]:
-    """Every finding of the named rule entries, in order."""
+    """Every finding of the named rule entries, in order. Unknown names raise KeyError."""
+    chosen = [RULE_ENTRIES[name] for name in entries]
     if record.patient is not None and record.patient.deceased:
         return []
+    chart = ChartIndex.build(record, terms)
     findings: list[Finding] = []
-    for name in entries:
-        findings.extend(RULE_ENTRIES[name](record, now, settings, terms))
+    for entry in chosen:
+        findings.extend(entry.run(chart, now, settings))
     return findings
 
 
-__all__ = ["RULES", "RULE_ENTRIES", "Rule", "evaluate"]
+__all__ = ["RULES", "RULE_ENTRIES", "RULE_VERSIONS", "Entry", "evaluate"]

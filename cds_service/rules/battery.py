@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cds_service.config import Settings
-from cds_service.fhir.record import PatientRecord
-from cds_service.rules.chart import BOOKED_APPOINTMENT, label, observations_of, when
-from cds_service.rules.dataquality import missing_data
+from cds_service.config import BatterySettings
+from cds_service.rules.chart import BOOKED_APPOINTMENT, label, when
 from cds_service.rules.dates import add_months, add_years, calendar_days_until, iso_date
-from cds_service.rules.finding import Evidence, Finding, Number, Tier
-from cds_service.rules.pump import (
-    Pump,
-    active_pumps,
-    has_backup_oral_baclofen,
-    programmability,
-)
-from cds_service.terminology import Terminology
+from cds_service.rules.draft import Draft
+from cds_service.rules.finding import Evidence, EvidenceLabel, Finding, MissingInput, Tier, words
+from cds_service.rules.index import ChartIndex
+from cds_service.rules.pump import Pump, programmability, pump_evidence
 
 RULE_ID = "itb-battery"
 RULE_VERSION = "1.0.0"
@@ -38,9 +32,9 @@ def end_of_service(implanted: datetime, service_life_years: float,
     return eos
 
 
-def _eri(record: PatientRecord, terms: Terminology, implanted: datetime | None, now: datetime
+def _eri(chart: ChartIndex, implanted: datetime | None, now: datetime
          ) -> tuple[datetime, str] | None:
-    for o in reversed(observations_of(record, terms, "pump-eri")):
+    for o in reversed(chart.observations("pump-eri")):
         at: datetime | None = None
         if isinstance(o.value, datetime):
             at = o.value
@@ -54,20 +48,22 @@ def _eri(record: PatientRecord, terms: Terminology, implanted: datetime | None, 
     return None
 
 
-def _booked(record: PatientRecord, terms: Terminology, implanted: datetime | None
+def _booked(chart: ChartIndex, implanted: datetime | None
             ) -> tuple[datetime | None, str] | None:
+    terms = chart.terms
+
     def later(at: datetime | None) -> bool:
         return at is None or implanted is None or at > implanted
 
-    for s in record.service_requests:
+    for s in chart.record.service_requests:
         if (s.status or "").lower() in ("active", "on-hold") and terms.match(
                 "itb-pump-replacement", s.code) and later(s.occurrence or s.authored):
             return s.occurrence, s.ref
-    for p in record.procedures:
+    for p in chart.record.procedures:
         if (p.status or "").lower() in _PLANNED_PROCEDURE and terms.match(
                 "itb-pump-replacement", p.code) and later(p.performed):
             return p.performed, p.ref
-    for a in record.appointments:
+    for a in chart.record.appointments:
         if (a.status or "").lower() in BOOKED_APPOINTMENT and later(a.start) and (
             any(terms.match("itb-pump-replacement", c) for c in a.codes)
             or terms.match_text("itb-pump-replacement", a.description)
@@ -76,82 +72,89 @@ def _booked(record: PatientRecord, terms: Terminology, implanted: datetime | Non
     return None
 
 
-def battery(record: PatientRecord, now: datetime, settings: Settings, terms: Terminology
-            ) -> list[Finding]:
-    pump_notes = () if has_backup_oral_baclofen(record, terms) else PUMP_NOTES
+def battery(chart: ChartIndex, now: datetime, settings: BatterySettings) -> list[Finding]:
+    pump_notes = () if chart.backup_oral_baclofen else PUMP_NOTES
     findings: list[Finding] = []
-    for pump in active_pumps(record, terms):
-        found = _one_pump(pump, record, now, settings, terms, pump_notes)
+    for pump in chart.pumps:
+        found = _one_pump(pump, chart, now, settings, pump_notes)
         if found is not None:
             findings.append(found)
     return findings
 
 
-def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settings,
-              terms: Terminology, pump_notes: tuple[str, ...]) -> Finding | None:
-    prog = programmability(pump, terms)
+def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: BatterySettings,
+              pump_notes: tuple[str, ...]) -> Finding | None:
+    prog = programmability(pump, chart.terms)
     if not prog.programmable:
         return None  # constant-flow pumps have no battery
-    notes: list[str] = []
+    draft = Draft(RULE_ID, RULE_VERSION)
     if prog.source == "assumed":
-        notes.append("programmable-assumed")
-    evidence: list[Evidence] = []
+        draft.note("programmable-assumed")
     if pump.device is not None:
-        evidence.append(Evidence(what=f"Pump: {pump.model.name if pump.model else 'ITB pump'}",
-                                 reference=pump.device.ref, value=pump.device.status))
+        draft.see(pump_evidence(pump.device, pump.model))
     implanted = pump.implanted
     if implanted is None or pump.implant is None:
-        return missing_data(RULE_ID, ("implant date of the pump (the implant procedure)",),
-                            evidence=tuple(evidence), notes=tuple(notes) + pump_notes,
-                            device_ref=pump.ref)
-    evidence.append(Evidence(what=f"Implant: {label(pump.implant.code, 'pump implant', terms)}",
-                             reference=pump.implant.ref, date=when(implanted)))
+        draft.lack(MissingInput.IMPLANT_DATE)
+        draft.note(*pump_notes)
+        return draft.missing_data(device_ref=pump.ref)
+    draft.see(Evidence(EvidenceLabel.IMPLANT, reference=pump.implant.ref, date=when(implanted),
+                       words=words(name=label(pump.implant.code, "", chart.terms))))
+    eos, eri_recorded = _end_of_service(pump, implanted, chart, now, settings, draft)
+
+    graded = _grade(eos, now, settings, eri_recorded=eri_recorded)
+    if graded is None:
+        return None
+    outcome, tier = graded
+    suggest = True
+    booking = _booked(chart, implanted)
+    if booking is not None:
+        if booking[0] is not None:
+            draft.count("bookedDate", iso_date(booking[0]), source=booking[1])
+        draft.see(Evidence(EvidenceLabel.REPLACEMENT_BOOKED, reference=booking[1],
+                           date=when(booking[0])))
+        if tier is Tier.CRITICAL:
+            draft.note("booked-but-critical")
+        else:
+            outcome, tier, suggest = "booked", Tier.INFO, False
+    draft.note(*pump_notes)
+    return draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+
+
+def _end_of_service(pump: Pump, implanted: datetime, chart: ChartIndex, now: datetime,
+                    settings: BatterySettings, draft: Draft) -> tuple[datetime, bool]:
+    """Implant + the model's service life (or the assumed one), capped by a recorded ERI;
+    and whether an ERI is recorded."""
     if pump.model is not None and pump.model.service_life_years:
         life = pump.model.service_life_years
         life_source = f"model table: {pump.model.name}"
     else:
-        life = terms.unknown_programmable_service_life_years
+        life = chart.terms.unknown_programmable_service_life_years
         life_source = "assumed (model unknown)"
-        notes.append("service-life-assumed")
-    eri = _eri(record, terms, implanted, now)
-    eos = end_of_service(implanted, life, eri[0] if eri else None,
-                         settings.battery.eri_to_eos_days)
-    numbers = [
-        Number("implantDate", iso_date(implanted), source=pump.implant.ref),
-        Number("serviceLifeYears", life, "a", life_source),
-        Number("endOfServiceDate", iso_date(eos)),
-        Number("daysUntilEndOfService", calendar_days_until(eos, now), "d"),
-    ]
+        draft.note("service-life-assumed")
+    eri = _eri(chart, implanted, now)
+    eos = end_of_service(implanted, life, eri[0] if eri else None, settings.eri_to_eos_days)
+    assert pump.implant is not None
+    draft.count("implantDate", iso_date(implanted), source=pump.implant.ref)
+    draft.count("serviceLifeYears", life, "a", life_source)
+    draft.count("endOfServiceDate", iso_date(eos))
+    draft.count("daysUntilEndOfService", calendar_days_until(eos, now), "d")
     if eri is not None:
-        numbers.append(Number("eriDate", iso_date(eri[0]), source=eri[1]))
-        evidence.append(Evidence(what="Elective replacement indicator", reference=eri[1],
-                                 date=when(eri[0]), value="reached"))
+        draft.count("eriDate", iso_date(eri[0]), source=eri[1])
+        draft.see(Evidence(EvidenceLabel.ERI, reference=eri[1], date=when(eri[0]),
+                           value_label=EvidenceLabel.REACHED))
         if eos < add_years(implanted, life):
-            notes.append("eri-caps-eos")
+            draft.note("eri-caps-eos")
+    return eos, eri is not None
 
-    if eri is not None:
-        outcome, tier = "eri", Tier.CRITICAL
-    elif now >= eos:
-        outcome, tier = "end-of-service", Tier.CRITICAL
-    elif eos <= add_months(now, settings.battery.warn_months):
-        outcome, tier = "plan", Tier.WARNING
-    elif eos <= add_months(now, settings.battery.notice_months):
-        outcome, tier = "notice", Tier.INFO
-    else:
-        return None
-    suggest = True
-    booking = _booked(record, terms, implanted)
-    if booking is not None:
-        if booking[0] is not None:
-            numbers.append(Number("bookedDate", iso_date(booking[0]), source=booking[1]))
-        evidence.append(Evidence(what="Replacement booked", reference=booking[1],
-                                 date=when(booking[0])))
-        if tier is Tier.CRITICAL:
-            notes.append("booked-but-critical")
-        else:
-            outcome, tier, suggest = "booked", Tier.INFO, False
-    return Finding(
-        rule=RULE_ID, rule_version=RULE_VERSION, outcome=outcome, tier=tier,
-        evidence=tuple(evidence), numbers=tuple(numbers),
-        notes=tuple(notes) + pump_notes, device_ref=pump.ref, suggest=suggest,
-    )
+
+def _grade(eos: datetime, now: datetime, settings: BatterySettings, *, eri_recorded: bool
+           ) -> tuple[str, Tier] | None:
+    if eri_recorded:
+        return "eri", Tier.CRITICAL
+    if now >= eos:
+        return "end-of-service", Tier.CRITICAL
+    if eos <= add_months(now, settings.warn_months):
+        return "plan", Tier.WARNING
+    if eos <= add_months(now, settings.notice_months):
+        return "notice", Tier.INFO
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from cds_service.fhir.record import (
     Quantity,
 )
 from cds_service.rules.dates import age_years, iso_date
-from cds_service.rules.finding import Evidence
+from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import Match, Terminology
 
 ACTIVE_CONDITION = frozenset({"active", "recurrence", "relapse"})
@@ -81,7 +80,8 @@ def active_conditions(record: PatientRecord, terms: Terminology, value_set: str
 def label(concept: Concept | None, fallback: str = "", terms: Terminology | None = None
           ) -> str:
     """What a card calls a concept: its text, a display, the value sets' display of its code
-    (a bare local code such as "itb-pump-refill" is not a label), else the fallback."""
+    (a bare local code such as "itb-pump-refill" is not a label), else the fallback ("": the
+    catalogue's label says what stands in)."""
     if concept is None:
         return fallback
     if concept.text:
@@ -106,11 +106,12 @@ def when(moment: datetime | None) -> str | None:
 
 def condition_evidence(m: MatchedCondition) -> Evidence:
     return Evidence(
-        what=label(m.fact.code, "Condition"),
+        EvidenceLabel.CONDITION,
         reference=m.fact.ref,
         code=m.match.token,
         date=when(m.fact.onset or m.fact.recorded),
         value=m.fact.clinical_status,
+        words=words(name=label(m.fact.code)),
     )
 
 
@@ -153,23 +154,20 @@ def oral_agent(fact: MedicationFact, terms: Terminology) -> Match | None:
     return None
 
 
-def medication_evidence(fact: MedicationFact, value: str | None = None) -> Evidence:
+def medication_evidence(fact: MedicationFact, says: EvidenceLabel | None = None,
+                        **value_words: str) -> Evidence:
+    """A medication row; ``says`` (with its words) is the value, in the catalogue's words."""
     return Evidence(
-        what=f"{label(fact.medication, 'Medication')} ({fact.kind}, {fact.status or 'no status'})",
+        EvidenceLabel.MEDICATION,
         reference=fact.ref,
         date=when(fact.effective.start or fact.authored),
-        value=value,
+        value_label=says,
+        words=words(name=label(fact.medication), kind=fact.kind, status=fact.status or "",
+                    **value_words),
     )
 
 
 # ------------------------------------------------------------------ observations
-
-
-def observations_of(record: PatientRecord, terms: Terminology, kind: str
-                    ) -> list[ObservationFact]:
-    out = [o for o in record.observations
-           if observation_counts(o) and terms.observation_kind(o.code) == kind]
-    return sorted(out, key=lambda o: (o.effective is None, o.effective or datetime.min))
 
 
 def quantity_of(o: ObservationFact) -> Quantity | None:
@@ -181,9 +179,3 @@ def quantity_of(o: ObservationFact) -> Quantity | None:
         return Quantity(float(o.value))
     return None
 
-
-def latest(items: Iterable[ObservationFact]) -> ObservationFact | None:
-    dated = [o for o in items if o.effective is not None]
-    if not dated:
-        return None
-    return max(dated, key=lambda o: o.effective or datetime.min)

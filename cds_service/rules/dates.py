@@ -49,10 +49,6 @@ def calendar_days_until(moment: datetime, now: datetime) -> int:
     return (moment.astimezone(UTC).date() - now.astimezone(UTC).date()).days
 
 
-def days_until(moment: datetime, now: datetime) -> float:
-    return (moment - now).total_seconds() / 86400.0
-
-
 def aware(moment: datetime) -> datetime:
     """Defensive: the parser promises aware datetimes; naive ones are read as UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

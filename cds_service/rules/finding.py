@@ -1,9 +1,15 @@
-"""What a rule returns: findings, rendered into cards by the catalogue, recorded by the audit."""
+"""What a rule returns: findings, rendered into cards by the catalogue, recorded by the audit.
+
+A finding says nothing in words: its evidence rows and missing inputs carry codes, plus the
+chart's own words (a drug name, a model, a reference), and the catalogue renders the labels
+from cards/*.yaml, where clinical text is reviewed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import parse_qsl, quote, urlencode
 
 
 class Tier(StrEnum):
@@ -12,15 +18,87 @@ class Tier(StrEnum):
     CRITICAL = "critical"
 
 
+class EvidenceLabel(StrEnum):
+    """Codes of cards/common.yaml ``evidence_labels``: what an evidence row is, or what its
+    value says where the value is words rather than the chart's own value."""
+
+    CONDITION = "condition"
+    MEDICATION = "medication"
+    ORAL_ORDERS_TOGETHER = "oral-orders-together"
+    INTOLERANCE = "intolerance"
+    ADVERSE_EVENT_WITH = "adverse-event-with"
+    BACLOFEN_ALLERGY = "baclofen-allergy"
+    TRIAL_PROCEDURE = "trial-procedure"
+    TRIAL_BOLUS = "trial-bolus"
+    TRIAL_RESPONSE = "trial-response"
+    MAS_BEFORE = "mas-before"
+    MAS_AFTER = "mas-after"
+    PENN_BEFORE = "penn-before"
+    PENN_AFTER = "penn-after"
+    OVERDOSE_EVENT = "overdose-event"
+    OVERDOSE_CONDITION = "overdose-condition"
+    PUMP = "pump"
+    LAST_REFILL = "last-refill"
+    IMPLANT_AS_LAST_REFILL = "implant-as-last-refill"
+    IMPLANT = "implant"
+    ERI = "eri"
+    REPLACEMENT_BOOKED = "replacement-booked"
+    # values in words
+    STOPPED = "stopped"
+    AT_MAXIMUM = "at-maximum"
+    RANGE_AT_MAXIMUM = "range-at-maximum"
+    INTOLERANCE_RECORD = "intolerance-record"
+    ALLERGY_KIND = "allergy-kind"
+    DOSE_NOT_COMPUTABLE = "dose-not-computable"
+    DRAFT_ORDER = "draft-order"
+    DRAFT_ORDER_DOSE = "draft-order-dose"
+    REACHED = "reached"
+
+
+class MissingInput(StrEnum):
+    """Codes of cards/data-quality.yaml ``missing``: an input the chart lacks."""
+
+    LAST_REFILL_DATE = "last-refill-date"
+    REFILL_VOLUME = "refill-volume"
+    PUMP_CONCENTRATION = "pump-concentration"
+    PUMP_DAILY_DOSE = "pump-daily-dose"
+    IMPLANT_DATE = "implant-date"
+    ORAL_DAILY_DOSE = "oral-daily-dose"
+
+
+# The chart's own words (and numbers as written) a label puts in: (("model", "Prometra"),).
+Words = tuple[tuple[str, str], ...]
+
+
+def words(**chart_words: str) -> Words:
+    return tuple(chart_words.items())
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """One piece of the chart that drove the finding."""
 
-    what: str  # human label: "Oral baclofen 20 mg TID", "Pump refill"
+    what: str  # an EvidenceLabel: "pump", "last-refill"
     reference: str | None = None  # "MedicationRequest/123"
     code: str | None = None  # "system|code" that matched, when one did
     date: str | None = None  # ISO 8601 date or dateTime
-    value: str | None = None  # the value used, with its unit: "20 mL", "positive"
+    value: str | None = None  # the value used as the chart gives it, with its unit: "20 mL"
+    value_label: str | None = None  # an EvidenceLabel where the value is words: "stopped"
+    words: Words = ()  # what the labels put in
+
+
+def missing_input(code: MissingInput, **chart_words: str) -> str:
+    """A missing input as a finding (and the audit) records it: its code, and the chart words
+    its label needs as a query ("oral-daily-dose?agent=baclofen&ref=MedicationRequest/m1")."""
+    if not chart_words:
+        return str(code)
+    return f"{code}?{urlencode(chart_words, safe='/', quote_via=quote)}"
+
+
+def read_missing(item: str) -> tuple[str, dict[str, str]]:
+    """The code and the chart words of a missing input (``missing_input`` read back)."""
+    code, _, query = item.partition("?")
+    return code, dict(parse_qsl(query, keep_blank_values=True))
 
 
 # A number behind a decision: value plus unit (e.g. ("V", 20.0, "mL")) or an ISO date string.
@@ -43,7 +121,7 @@ class Finding:
     tier: Tier
     evidence: tuple[Evidence, ...] = ()
     numbers: tuple[Number, ...] = ()
-    missing: tuple[str, ...] = ()  # inputs that were absent (names a clinician can act on)
+    missing: tuple[str, ...] = ()  # inputs that were absent: see missing_input
     notes: tuple[str, ...] = ()  # short catalogue keys for modifiers, e.g. "off-label-dystonia"
     reason_refs: tuple[str, ...] = ()  # references the suggestion's reasonReference cites
     blocks: str | None = None  # for itb-data-quality: the rule id this finding blocks

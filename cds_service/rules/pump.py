@@ -1,4 +1,5 @@
-"""Which ITB pumps the patient has now, their model and implant date (shared by rules)."""
+"""Which ITB pumps the patient has now, their model and implant date (the chart index finds
+them once per call; refill and battery read them there)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cds_service.fhir.record import Concept, DeviceFact, PatientRecord, ProcedureFact
-from cds_service.rules.chart import (
-    CURRENT_MEDICATION,
-    is_intrathecal,
-    is_intrathecal_baclofen,
-    medication_is_void,
-    oral_agent,
-    procedure_done,
-)
+from cds_service.rules.chart import procedure_done
+from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import PumpModel, Terminology
 
 
@@ -49,8 +44,9 @@ def _coded_as_other(p: ProcedureFact, terms: Terminology, value_set: str) -> boo
         if other != value_set)
 
 
-def _procedures(record: PatientRecord, terms: Terminology, value_set: str
-                ) -> list[ProcedureFact]:
+def completed(record: PatientRecord, terms: Terminology, value_set: str
+              ) -> list[ProcedureFact]:
+    """Completed, dated procedures of an ITB procedure value set, earliest first."""
     done = [
         p for p in record.procedures
         if procedure_done(p) and p.performed is not None
@@ -62,25 +58,14 @@ def _procedures(record: PatientRecord, terms: Terminology, value_set: str
 
 def implants(record: PatientRecord, terms: Terminology) -> list[ProcedureFact]:
     # A removal that mentions "pump" must not be read as an implant.
-    return [p for p in _procedures(record, terms, "itb-pump-implant")
+    return [p for p in completed(record, terms, "itb-pump-implant")
             if terms.match("itb-pump-removal", p.code) is None]
 
 
-def removals(record: PatientRecord, terms: Terminology) -> list[ProcedureFact]:
-    return _procedures(record, terms, "itb-pump-removal")
-
-
-def refills(record: PatientRecord, terms: Terminology,
-            pump_refs: frozenset[str] = frozenset()) -> list[ProcedureFact]:
-    """Completed ITB refills; one named only "pump refill" needs a focalDevice in pump_refs."""
-    out = []
-    for p in _procedures(record, terms, "itb-pump-refill"):
-        found = terms.match("itb-pump-refill", p.code)
-        if found is not None and found.group == NEEDS_PUMP_LINK and not (
-                set(p.focal_devices) & pump_refs):
-            continue
-        out.append(p)
-    return out
+def needs_pump_link(p: ProcedureFact, terms: Terminology) -> bool:
+    """A refill whose text only says "pump refill": it counts only when linked to the pump."""
+    found = terms.match("itb-pump-refill", p.code)
+    return found is not None and found.group == NEEDS_PUMP_LINK
 
 
 def refill_booking_matches(terms: Terminology, concept: Concept | None,
@@ -88,13 +73,6 @@ def refill_booking_matches(terms: Terminology, concept: Concept | None,
     """An appointment/request for an ITB refill (the bare "pump refill" wording is not)."""
     found = terms.match("itb-pump-refill", concept, *text)
     return found is not None and found.group != NEEDS_PUMP_LINK
-
-
-def other_intrathecal_therapy_only(record: PatientRecord, terms: Terminology) -> bool:
-    """Intrathecal drugs on file and none is baclofen: the pump is, e.g., a morphine pain pump."""
-    intrathecal = [m for m in record.medications
-                   if not medication_is_void(m) and is_intrathecal(m, terms)]
-    return bool(intrathecal) and not any(is_intrathecal_baclofen(m, terms) for m in intrathecal)
 
 
 def pump_devices(record: PatientRecord, terms: Terminology) -> list[DeviceFact]:
@@ -144,15 +122,12 @@ def _removed(implanted: datetime | None, device_ref: str | None, removal_list: l
     return False
 
 
-def active_pumps(record: PatientRecord, terms: Terminology) -> list[Pump]:
+def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
+                 removal_list: list[ProcedureFact]) -> list[Pump]:
     """Active pump devices; without any pump device record, an implant not removed since.
 
     A device that is not active, or an implant followed by a completed removal, is no pump.
     """
-    if other_intrathecal_therapy_only(record, terms):
-        return []
-    implant_list = implants(record, terms)
-    removal_list = removals(record, terms)
     devices = pump_devices(record, terms)
     if devices:
         refs = {d.ref for d in devices}
@@ -209,27 +184,9 @@ def _merge_duplicates(pumps: list[Pump]) -> list[Pump]:
     return sorted(merged, key=lambda p: order[p.ref])
 
 
-def pump_history(record: PatientRecord, terms: Terminology) -> bool:
-    """Any sign the patient has (or had) ITB via a pump: used to keep candidacy quiet."""
-    if active_pumps(record, terms):
-        return True
-    return any(
-        is_intrathecal_baclofen(m, terms)
-        and m.kind != "MedicationAdministration"
-        and (m.status or "").lower() in CURRENT_MEDICATION
-        and not m.draft
-        for m in record.medications
-    )
-
-
-def has_backup_oral_baclofen(record: PatientRecord, terms: Terminology) -> bool:
-    for m in record.medications:
-        if medication_is_void(m) or m.draft or (m.status or "").lower() != "active":
-            continue
-        agent = oral_agent(m, terms)
-        if agent is not None and agent.group == "baclofen":
-            return True
-    return False
+def pump_evidence(device: DeviceFact, model: PumpModel | None) -> Evidence:
+    return Evidence(EvidenceLabel.PUMP, reference=device.ref, value=device.status,
+                    words=words(model=model.name if model is not None else ""))
 
 
 @dataclass(frozen=True, slots=True)

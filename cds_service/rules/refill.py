@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from cds_service.config import Settings
-from cds_service.fhir.record import MedicationFact, ObservationFact, PatientRecord, ProcedureFact
-from cds_service.rules.chart import (
-    BOOKED_APPOINTMENT,
-    CURRENT_MEDICATION,
-    is_intrathecal_baclofen,
-    label,
-    observations_of,
-    quantity_of,
-    when,
-)
-from cds_service.rules.dataquality import missing_data
+from cds_service.config import RefillSettings
+from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
+from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
 from cds_service.rules.dose import daily_dose_mcg, mass_mcg, rate_mcg_per_day
-from cds_service.rules.finding import Evidence, Finding, Number, Tier
-from cds_service.rules.pump import (
-    Pump,
-    active_pumps,
-    has_backup_oral_baclofen,
-    refill_booking_matches,
-    refills,
-)
-from cds_service.terminology import Terminology
+from cds_service.rules.draft import Draft
+from cds_service.rules.finding import Evidence, EvidenceLabel, Finding, MissingInput, Tier, words
+from cds_service.rules.index import ChartIndex
+from cds_service.rules.pump import Pump, pump_evidence, refill_booking_matches
+from cds_service.terminology import Units
 
 RULE_ID = "itb-refill"
 RULE_VERSION = "1.0.0"
@@ -38,9 +25,6 @@ NOTES = (
     "stability-limit-first",
 )
 PUMP_NOTES = ("no-backup-oral-baclofen",)
-
-_SAME_VISIT = timedelta(days=1)
-_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,87 +46,134 @@ def refill_dates(last: datetime, volume_ml: float, conc_mcg_ml: float, dose_mcg_
     return RefillDates(alarm, empty, limit, min(alarm, limit))
 
 
-def _near(o: ObservationFact, refs: set[str], at: datetime) -> bool:
-    if set(o.part_of + o.derived_from + o.focus) & refs:
-        return True
-    return o.effective is not None and abs(o.effective - at) <= _SAME_VISIT
+@dataclass(frozen=True, slots=True)
+class _LastFill:
+    """When the pump was last filled: the last refill, else the implant."""
+
+    at: datetime
+    refs: frozenset[str]
 
 
-def _at_refill(obs: list[ObservationFact], refs: set[str], at: datetime
-               ) -> ObservationFact | None:
-    near = [o for o in obs if _near(o, refs, at) and quantity_of(o) is not None]
-    return near[-1] if near else None
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    last: _LastFill
+    volume_ml: float
+    conc_mcg_ml: float
+    dose_mcg_day: float
 
 
-def _current_itb_orders(record: PatientRecord, terms: Terminology) -> list[MedicationFact]:
-    orders = [
-        m for m in record.medications
-        if m.kind == "MedicationRequest" and not m.draft
-        and (m.status or "").lower() in CURRENT_MEDICATION and is_intrathecal_baclofen(m, terms)
-    ]
-    # Undated orders sort first: a dated order is the better "latest".
-    return sorted(orders, key=lambda m: (
-        (m.authored or m.effective.start) is not None,
-        (m.authored or m.effective.start or _EPOCH),
-    ))
+def refill(chart: ChartIndex, now: datetime, settings: RefillSettings) -> list[Finding]:
+    pump_notes = () if chart.backup_oral_baclofen else PUMP_NOTES
+    findings: list[Finding] = []
+    for pump in chart.pumps:
+        found = _one_pump(pump, chart, now, settings, len(chart.pumps) > 1, pump_notes)
+        if found is not None:
+            findings.append(found)
+    return findings
 
 
-def _concentration_of_product(m: MedicationFact, terms: Terminology) -> float | None:
-    strength = terms.product_strength(m.medication)
-    if strength is not None and strength.per.lower() == "ml":
-        return strength.mcg
-    if m.strength is not None:
-        num = mass_mcg(m.strength.numerator)
-        den = m.strength.denominator
-        if num is not None and den is not None and (den.code or den.unit or "").lower() == "ml":
-            return num / (den.value or 1.0)
+def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSettings,
+              multiple: bool, pump_notes: tuple[str, ...]) -> Finding | None:
+    draft = Draft(RULE_ID, RULE_VERSION)
+    if pump.device is not None:
+        draft.see(pump_evidence(pump.device, pump.model))
+    inputs = _inputs(pump, chart, now, settings, multiple, draft)
+    if inputs is None:
+        draft.note(*pump_notes)
+        return draft.missing_data(device_ref=pump.ref)
+    last = inputs.last.at
+    reserve = _reserve(chart, settings, draft)
+    alarm_obs = _recorded_alarm(chart, last, settings)
+    recorded_alarm: datetime | None = None
+    if alarm_obs is not None:
+        assert isinstance(alarm_obs.value, datetime)
+        recorded_alarm = alarm_obs.value
+        draft.note("alarm-date-recorded")
+    dates = refill_dates(last, inputs.volume_ml, inputs.conc_mcg_ml, inputs.dose_mcg_day,
+                         reserve, settings.max_interval_days, recorded_alarm)
+    if dates.stability_limit < dates.alarm:
+        draft.note("stability-limit-first")
+    draft.count("alarmDate", iso_date(dates.alarm),
+                source=alarm_obs.ref if alarm_obs is not None else "computed (V - R)·C/D")
+    draft.count("emptyDate", iso_date(dates.empty), source="computed V·C/D")
+    draft.count("stabilityLimitDate", iso_date(dates.stability_limit),
+                source="setting refill.max_interval_days")
+    draft.count("dueDate", iso_date(dates.due))
+    draft.count("daysUntilDue", calendar_days_until(dates.due, now), "d")
+
+    graded = _grade(dates, now, settings)
+    if graded is None:
+        return None
+    outcome, tier = graded
+    booking = _booking(chart, last, dates.due, now, settings)
+    suggest = True
+    if booking is not None:
+        draft.count("bookedDate", iso_date(booking[0]), source=booking[1])
+        if tier is Tier.CRITICAL:
+            draft.note("booked-but-critical")
+        else:
+            outcome, tier, suggest = "booked", Tier.INFO, False
+    draft.note(*pump_notes)
+    return draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+
+
+def _grade(dates: RefillDates, now: datetime, settings: RefillSettings
+           ) -> tuple[str, Tier] | None:
+    if now >= dates.empty:
+        return "empty", Tier.CRITICAL
+    if now >= dates.due:
+        return "overdue", Tier.CRITICAL
+    if dates.due - now <= timedelta(days=settings.warn_days):
+        return "due-soon", Tier.WARNING
+    if dates.due - now <= timedelta(days=settings.notice_days):
+        return "notice", Tier.INFO
     return None
 
 
-def _quantity_mcg_per_ml(o: ObservationFact) -> float | None:
-    q = quantity_of(o)
-    if q is None or q.value is None:
+# ------------------------------------------------------------------ V, C and D
+
+
+def _inputs(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSettings,
+            multiple: bool, draft: Draft) -> _Inputs | None:
+    """The last fill, V, C and D, each with its source; None when one is missing (the draft
+    then names every missing one)."""
+    last = _last_fill(pump, chart, now, multiple, draft)
+    volume: float | None = None
+    conc: float | None = None
+    if last is not None:
+        volume = _volume(pump, chart, last, settings, draft)
+        conc = _observed_concentration(chart, last, settings, draft)
+        if conc is None:
+            conc = _product_concentration(chart, draft)
+    dose = _daily_dose(chart, draft)
+    if draft.missing or last is None or volume is None or conc is None or dose is None:
         return None
-    unit = (q.code or q.unit or "mcg/mL").replace(" ", "").lower()
-    if unit in ("mg/ml",):
-        return q.value * 1000.0
-    if unit in ("mcg/ml", "ug/ml", "µg/ml", "microgram/ml"):
-        return q.value
+    return _Inputs(last, volume, conc, dose)
+
+
+def _last_fill(pump: Pump, chart: ChartIndex, now: datetime, multiple: bool, draft: Draft
+               ) -> _LastFill | None:
+    last_proc = _refill_for(pump, chart, now, multiple)
+    if last_proc is not None and last_proc.performed is not None:
+        at = last_proc.performed
+        draft.see(Evidence(EvidenceLabel.LAST_REFILL, reference=last_proc.ref, date=when(at),
+                           words=words(name=label(last_proc.code, "", chart.terms))))
+        draft.count("lastRefillDate", iso_date(at), source=last_proc.ref)
+        return _LastFill(at, frozenset({last_proc.ref}))
+    if pump.implant is not None and pump.implanted is not None:
+        at = pump.implanted
+        draft.note("implant-as-last-refill")
+        draft.see(Evidence(EvidenceLabel.IMPLANT_AS_LAST_REFILL, reference=pump.implant.ref,
+                           date=when(at)))
+        draft.count("lastRefillDate", iso_date(at), source=pump.implant.ref)
+        return _LastFill(at, frozenset({pump.implant.ref}))
+    draft.lack(MissingInput.LAST_REFILL_DATE)
     return None
 
 
-def _dose_of_observation(o: ObservationFact) -> float | None:
-    q = quantity_of(o)
-    if q is None or q.value is None:
-        return None
-    if not (q.code or q.unit):
-        return q.value  # the code says mcg/day
-    return rate_mcg_per_day(q)
-
-
-def _booking(record: PatientRecord, terms: Terminology, after: datetime, due: datetime,
-             now: datetime) -> tuple[datetime, str] | None:
-    found: list[tuple[datetime, str]] = []
-    for a in record.appointments:
-        if (a.status or "").lower() not in BOOKED_APPOINTMENT or a.start is None:
-            continue
-        if not (a.start >= after and a.start >= now - _SAME_VISIT and a.start <= due):
-            continue
-        if any(refill_booking_matches(terms, c) for c in a.codes) or refill_booking_matches(
-                terms, None, a.description):
-            found.append((a.start, a.ref))
-    for s in record.service_requests:
-        if (s.status or "").lower() != "active" or s.occurrence is None:
-            continue
-        if s.occurrence >= after and s.occurrence <= due and refill_booking_matches(
-                terms, s.code):
-            found.append((s.occurrence, s.ref))
-    return min(found) if found else None
-
-
-def _refill_for(pump: Pump, record: PatientRecord, terms: Terminology, now: datetime,
-                multiple: bool) -> ProcedureFact | None:
-    done = [p for p in refills(record, terms, pump.device_refs)
+def _refill_for(pump: Pump, chart: ChartIndex, now: datetime, multiple: bool
+                ) -> ProcedureFact | None:
+    done = [p for p in chart.refills_for(pump.device_refs)
             if p.performed is not None and p.performed <= now]
     if pump.implanted is not None:
         done = [p for p in done if p.performed is not None and p.performed >= pump.implanted]
@@ -152,159 +183,152 @@ def _refill_for(pump: Pump, record: PatientRecord, terms: Terminology, now: date
     return done[-1] if done else None
 
 
-def refill(record: PatientRecord, now: datetime, settings: Settings, terms: Terminology
-           ) -> list[Finding]:
-    pumps = active_pumps(record, terms)
-    findings: list[Finding] = []
-    pump_notes = () if has_backup_oral_baclofen(record, terms) else PUMP_NOTES
-    for pump in pumps:
-        found = _one_pump(pump, record, now, settings, terms, len(pumps) > 1, pump_notes)
-        if found is not None:
-            findings.append(found)
-    return findings
+def _near(o: ObservationFact, last: _LastFill, settings: RefillSettings) -> bool:
+    if set(o.part_of + o.derived_from + o.focus) & last.refs:
+        return True
+    return o.effective is not None and abs(o.effective - last.at) <= timedelta(
+        days=settings.same_visit_days)
 
 
-def _one_pump(pump: Pump, record: PatientRecord, now: datetime, settings: Settings,
-              terms: Terminology, multiple: bool, pump_notes: tuple[str, ...]) -> Finding | None:
-    notes: list[str] = []
-    numbers: list[Number] = []
-    evidence: list[Evidence] = []
-    missing: list[str] = []
-    if pump.device is not None:
-        evidence.append(Evidence(what=f"Pump: {pump.model.name if pump.model else 'ITB pump'}",
-                                 reference=pump.device.ref, value=pump.device.status))
+def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSettings,
+            draft: Draft) -> float | None:
+    near = [o for o in chart.observations("pump-reservoir-volume")
+            if _near(o, last, settings) and quantity_of(o) is not None]
+    q = quantity_of(near[-1]) if near else None
+    if near and q is not None and q.value is not None and q.value > 0:
+        draft.count("volumeMl", q.value, "mL", near[-1].ref)
+        return q.value
+    if pump.model is not None and pump.model.reservoir_ml:
+        draft.note("volume-from-model")
+        draft.count("volumeMl", pump.model.reservoir_ml, "mL",
+                    f"model table: {pump.model.name}")
+        return pump.model.reservoir_ml
+    draft.lack(MissingInput.REFILL_VOLUME)
+    return None
 
-    last_proc = _refill_for(pump, record, terms, now, multiple)
-    last: datetime | None = None
-    refs: set[str] = set()
-    if last_proc is not None and last_proc.performed is not None:
-        last = last_proc.performed
-        refs = {last_proc.ref}
-        evidence.append(Evidence(what=f"Last refill: {label(last_proc.code, 'refill', terms)}",
-                                 reference=last_proc.ref, date=when(last)))
-        numbers.append(Number("lastRefillDate", iso_date(last), source=last_proc.ref))
-    elif pump.implant is not None and pump.implanted is not None:
-        last = pump.implanted
-        refs = {pump.implant.ref}
-        notes.append("implant-as-last-refill")
-        evidence.append(Evidence(what="Pump implant (filled at implant)",
-                                 reference=pump.implant.ref, date=when(last)))
-        numbers.append(Number("lastRefillDate", iso_date(last), source=pump.implant.ref))
-    else:
-        missing.append("date of the last pump refill (or of the implant)")
 
-    volume: float | None = None
-    conc: float | None = None
-    if last is not None:
-        v_obs = _at_refill(observations_of(record, terms, "pump-reservoir-volume"), refs, last)
-        q = quantity_of(v_obs) if v_obs is not None else None
-        if v_obs is not None and q is not None and q.value is not None and q.value > 0:
-            volume = q.value
-            numbers.append(Number("volumeMl", volume, "mL", v_obs.ref))
-        elif pump.model is not None and pump.model.reservoir_ml:
-            volume = pump.model.reservoir_ml
-            notes.append("volume-from-model")
-            numbers.append(Number("volumeMl", volume, "mL", f"model table: {pump.model.name}"))
-        else:
-            missing.append("reservoir volume put in at the last refill")
-
-        c_obs = [o for o in observations_of(record, terms, "pump-drug-concentration")
-                 if _quantity_mcg_per_ml(o) is not None and (
-                     _near(o, refs, last) or (o.effective is not None and o.effective <= last))]
-        if c_obs:
-            conc = _quantity_mcg_per_ml(c_obs[-1])
-            numbers.append(Number("concentrationMcgPerMl", conc or 0.0, "mcg/mL", c_obs[-1].ref))
-    orders = _current_itb_orders(record, terms)
-    if conc is None and last is not None:
-        products = [m for m in record.medications if is_intrathecal_baclofen(m, terms)
-                    and _concentration_of_product(m, terms) is not None
-                    and (m.status or "") != "entered-in-error"]
-        if products:
-            chosen = products[-1] if not orders or orders[-1] not in products else orders[-1]
-            conc = _concentration_of_product(chosen, terms)
-            notes.append("concentration-from-product")
-            numbers.append(Number("concentrationMcgPerMl", conc or 0.0, "mcg/mL", chosen.ref))
-        else:
-            missing.append("baclofen concentration in the pump (mcg/mL)")
-
-    dose: float | None = None
-    for order in reversed(orders):
-        dose = daily_dose_mcg(order)
-        if dose is not None and dose > 0:
-            numbers.append(Number("dailyDoseMcgPerDay", round(dose, 3), "mcg/day", order.ref))
-            break
-        dose = None
-    if dose is None:
-        d_obs = [o for o in observations_of(record, terms, "pump-daily-dose")
-                 if (_dose_of_observation(o) or 0) > 0]
-        if d_obs:
-            dose = _dose_of_observation(d_obs[-1])
-            notes.append("dose-from-observation")
-            numbers.append(Number("dailyDoseMcgPerDay", dose or 0.0, "mcg/day", d_obs[-1].ref))
-        else:
-            missing.append("programmed daily dose (mcg/day)")
-
-    if missing or last is None or volume is None or conc is None or dose is None:
-        return missing_data(RULE_ID, tuple(missing), evidence=tuple(evidence),
-                            notes=tuple(notes) + pump_notes, device_ref=pump.ref,
-                            numbers=tuple(numbers))
-
-    r_obs = [o for o in observations_of(record, terms, "pump-reserve-volume")
-             if quantity_of(o) is not None]
-    reserve_q = quantity_of(r_obs[-1]) if r_obs else None
-    if reserve_q is not None and reserve_q.value is not None:
-        reserve = reserve_q.value
-        numbers.append(Number("reserveMl", reserve, "mL", r_obs[-1].ref))
-    else:
-        reserve = settings.refill.reserve_ml
-        notes.append("reserve-default")
-        numbers.append(Number("reserveMl", reserve, "mL", "setting refill.reserve_ml"))
-
-    recorded_alarm: datetime | None = None
-    alarm_obs = [o for o in observations_of(record, terms, "pump-low-reservoir-alarm-date")
-                 if isinstance(o.value, datetime) and o.value >= last
-                 and (o.effective is None or o.effective >= last - _SAME_VISIT)]
-    if alarm_obs:
-        value = alarm_obs[-1].value
-        assert isinstance(value, datetime)
-        recorded_alarm = value
-        notes.append("alarm-date-recorded")
-
-    dates = refill_dates(last, volume, conc, dose, reserve, settings.refill.max_interval_days,
-                         recorded_alarm)
-    if dates.stability_limit < dates.alarm:
-        notes.append("stability-limit-first")
-    numbers += [
-        Number("alarmDate", iso_date(dates.alarm),
-               source=alarm_obs[-1].ref if alarm_obs else "computed (V - R)·C/D"),
-        Number("emptyDate", iso_date(dates.empty), source="computed V·C/D"),
-        Number("stabilityLimitDate", iso_date(dates.stability_limit),
-               source="setting refill.max_interval_days"),
-        Number("dueDate", iso_date(dates.due)),
-        Number("daysUntilDue", calendar_days_until(dates.due, now), "d"),
-    ]
-
-    if now >= dates.empty:
-        outcome, tier = "empty", Tier.CRITICAL
-    elif now >= dates.due:
-        outcome, tier = "overdue", Tier.CRITICAL
-    elif dates.due - now <= timedelta(days=settings.refill.warn_days):
-        outcome, tier = "due-soon", Tier.WARNING
-    elif dates.due - now <= timedelta(days=settings.refill.notice_days):
-        outcome, tier = "notice", Tier.INFO
-    else:
+def _quantity_mcg_per_ml(o: ObservationFact, units: Units) -> float | None:
+    q = quantity_of(o)
+    if q is None or q.value is None:
         return None
-    booking = _booking(record, terms, last, dates.due, now)
-    suggest = True
-    if booking is not None:
-        numbers.append(Number("bookedDate", iso_date(booking[0]), source=booking[1]))
-        if tier is Tier.CRITICAL:
-            notes.append("booked-but-critical")
-        else:
-            outcome, tier, suggest = "booked", Tier.INFO, False
-    return Finding(
-        rule=RULE_ID, rule_version=RULE_VERSION, outcome=outcome, tier=tier,
-        evidence=tuple(evidence), numbers=tuple(numbers),
-        notes=tuple(dict.fromkeys(notes)) + pump_notes, device_ref=pump.ref, suggest=suggest,
-    )
+    # No unit: the local code's unit, mcg/mL.
+    factor = units.concentration_mcg_per_ml.get(
+        (q.code or q.unit or "mcg/mL").replace(" ", "").lower())
+    return None if factor is None else q.value * factor
 
+
+def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: RefillSettings,
+                            draft: Draft) -> float | None:
+    units = chart.terms.units
+    found = [o for o in chart.observations("pump-drug-concentration")
+             if _quantity_mcg_per_ml(o, units) is not None and (
+                 _near(o, last, settings) or (o.effective is not None and o.effective <= last.at))]
+    if not found:
+        return None
+    conc = _quantity_mcg_per_ml(found[-1], units)
+    draft.count("concentrationMcgPerMl", conc or 0.0, "mcg/mL", found[-1].ref)
+    return conc
+
+
+def _concentration_of_product(m: MedicationFact, chart: ChartIndex) -> float | None:
+    strength = chart.terms.product_strength(m.medication)
+    if strength is not None and strength.per.lower() == "ml":
+        return strength.mcg
+    if m.strength is not None:
+        num = mass_mcg(m.strength.numerator, chart.terms.units)
+        den = m.strength.denominator
+        if num is not None and den is not None and (den.code or den.unit or "").lower() == "ml":
+            return num / (den.value or 1.0)
+    return None
+
+
+def _product_concentration(chart: ChartIndex, draft: Draft) -> float | None:
+    """The strength of the intrathecal baclofen product: the current order's, else the latest
+    product on file."""
+    products = [m.fact for m in chart.meds if m.itb
+                and _concentration_of_product(m.fact, chart) is not None
+                and (m.fact.status or "") != "entered-in-error"]
+    if not products:
+        draft.lack(MissingInput.PUMP_CONCENTRATION)
+        return None
+    orders = chart.itb_orders
+    chosen = products[-1] if not orders or orders[-1] not in products else orders[-1]
+    conc = _concentration_of_product(chosen, chart)
+    draft.note("concentration-from-product")
+    draft.count("concentrationMcgPerMl", conc or 0.0, "mcg/mL", chosen.ref)
+    return conc
+
+
+def _dose_of_observation(o: ObservationFact, units: Units) -> float | None:
+    q = quantity_of(o)
+    if q is None or q.value is None:
+        return None
+    if not (q.code or q.unit):
+        return q.value  # the code says mcg/day
+    return rate_mcg_per_day(q, units)
+
+
+def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
+    """D: the latest current order with a readable dose, else the recorded pump daily dose."""
+    units = chart.terms.units
+    for order in reversed(chart.itb_orders):
+        dose = daily_dose_mcg(order, units)
+        if dose is not None and dose > 0:
+            draft.count("dailyDoseMcgPerDay", round(dose, 3), "mcg/day", order.ref)
+            return dose
+    recorded = [o for o in chart.observations("pump-daily-dose")
+                if (_dose_of_observation(o, units) or 0) > 0]
+    if not recorded:
+        draft.lack(MissingInput.PUMP_DAILY_DOSE)
+        return None
+    dose = _dose_of_observation(recorded[-1], units)
+    draft.note("dose-from-observation")
+    draft.count("dailyDoseMcgPerDay", dose or 0.0, "mcg/day", recorded[-1].ref)
+    return dose
+
+
+# ------------------------------------------------------------------ R, the alarm, a booking
+
+
+def _reserve(chart: ChartIndex, settings: RefillSettings, draft: Draft) -> float:
+    programmed = [o for o in chart.observations("pump-reserve-volume")
+                  if quantity_of(o) is not None]
+    q = quantity_of(programmed[-1]) if programmed else None
+    if q is not None and q.value is not None:
+        draft.count("reserveMl", q.value, "mL", programmed[-1].ref)
+        return q.value
+    draft.note("reserve-default")
+    draft.count("reserveMl", settings.reserve_ml, "mL", "setting refill.reserve_ml")
+    return settings.reserve_ml
+
+
+def _recorded_alarm(chart: ChartIndex, last: datetime, settings: RefillSettings
+                    ) -> ObservationFact | None:
+    """The low-reservoir alarm date the programmer printed at (or after) the last fill."""
+    visit = timedelta(days=settings.same_visit_days)
+    found = [o for o in chart.observations("pump-low-reservoir-alarm-date")
+             if isinstance(o.value, datetime) and o.value >= last
+             and (o.effective is None or o.effective >= last - visit)]
+    return found[-1] if found else None
+
+
+def _booking(chart: ChartIndex, after: datetime, due: datetime, now: datetime,
+             settings: RefillSettings) -> tuple[datetime, str] | None:
+    terms = chart.terms
+    visit = timedelta(days=settings.same_visit_days)
+    found: list[tuple[datetime, str]] = []
+    for a in chart.record.appointments:
+        if (a.status or "").lower() not in BOOKED_APPOINTMENT or a.start is None:
+            continue
+        if not (a.start >= after and a.start >= now - visit and a.start <= due):
+            continue
+        if any(refill_booking_matches(terms, c) for c in a.codes) or refill_booking_matches(
+                terms, None, a.description):
+            found.append((a.start, a.ref))
+    for s in chart.record.service_requests:
+        if (s.status or "").lower() != "active" or s.occurrence is None:
+            continue
+        if s.occurrence >= after and s.occurrence <= due and refill_booking_matches(
+                terms, s.code):
+            found.append((s.occurrence, s.ref))
+    return min(found) if found else None

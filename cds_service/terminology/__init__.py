@@ -1,7 +1,7 @@
 """Value sets and model tables as data, and matching on them (codes first, then text)."""
 
 from cds_service.terminology.matching import Match, ValueSet
-from cds_service.terminology.tables import ProductStrength, PumpModel
+from cds_service.terminology.tables import ProductStrength, PumpModel, Units
 from cds_service.terminology.terms import (
     LOCAL_SYSTEM,
     OBSERVATION_CODES,
@@ -17,5 +17,6 @@ __all__ = [
     "PumpModel",
     "Terminology",
     "TerminologyError",
+    "Units",
     "ValueSet",
 ]

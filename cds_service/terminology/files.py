@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from fractions import Fraction
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class _File(BaseModel):
@@ -84,3 +87,28 @@ class ProductStrengthEntry(_File):
 class ProductStrengthsFile(_File):
     version: str
     products: tuple[ProductStrengthEntry, ...]
+
+
+def _fraction(value: object) -> object:
+    """"1/24" as the float 1/24 (the division Python does, so the arithmetic is unchanged)."""
+    if isinstance(value, str) and "/" in value:
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"not a fraction: {value!r}") from exc
+    return value
+
+
+Amount = Annotated[float, BeforeValidator(_fraction), Field(gt=0)]
+
+
+class UnitsFile(_File):
+    version: str
+    mass_mcg: dict[str, Amount]
+    time_days: dict[str, Amount]
+    timing_codes_per_day: dict[str, Amount]
+    dose_forms: tuple[str, ...]
+    strength_text_units: tuple[str, ...] = Field(min_length=1)
+    trial_dose_text_units: tuple[str, ...] = Field(min_length=1)
+    concentration_mcg_per_ml: dict[str, Amount]
+    per_hour: dict[str, Amount]

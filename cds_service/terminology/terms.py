@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,10 +18,11 @@ from cds_service.terminology.files import (
     ProductStrengthsFile,
     PumpModelsFile,
     SystemsFile,
+    UnitsFile,
     ValueSetFile,
 )
 from cds_service.terminology.matching import Match, Systems, ValueSet, phrase_pattern
-from cds_service.terminology.tables import ProductStrength, PumpModel
+from cds_service.terminology.tables import ProductStrength, PumpModel, Units, amount_in_text
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LOCAL_SYSTEM = "urn:itb-cds:codes"
@@ -69,6 +71,7 @@ class Terminology:
         local_system: str,
         observation_alternates: dict[tuple[str, str], str],
         versions: dict[str, str],
+        units: UnitsFile,
     ) -> None:
         self.systems = systems
         self._value_sets = value_sets
@@ -95,6 +98,7 @@ class Terminology:
         )
         self._observation_codes.update(observation_alternates)
         self.versions = versions
+        self.units = _units(units)
 
     @classmethod
     def load(cls, settings: Settings, data_dir: Path = DATA_DIR) -> Terminology:
@@ -124,6 +128,9 @@ class Terminology:
         pumps = _read(data_dir / "tables" / "pump-models.yaml", PumpModelsFile)
         doses = _read(data_dir / "tables" / "oral-max-doses.yaml", MaxDosesFile)
         strengths = _read(data_dir / "tables" / "product-strengths.yaml", ProductStrengthsFile)
+        # Not listed in `versions`: those are in every card's extension, and listing a new
+        # table changes every answer's bytes; it joins them with the next catalogue release.
+        units = _read(data_dir / "tables" / "units.yaml", UnitsFile)
         versions["pump-models"] = pumps.version
         versions["oral-max-doses"] = doses.version
         versions["product-strengths"] = strengths.version
@@ -136,7 +143,7 @@ class Terminology:
             if sep and system and code:
                 alternates[(system, code)] = "modified-ashworth-scale"
         return cls(systems, value_sets, pumps, doses, strengths, settings.local_code_system,
-                   alternates, versions)
+                   alternates, versions, units)
 
     # ------------------------------------------------------------------ value sets
 
@@ -233,6 +240,23 @@ class Terminology:
                 if found is not None:
                     return found
         return None
+
+
+def _units(file: UnitsFile) -> Units:
+    unknown = [u for u in file.strength_text_units if u not in file.mass_mcg]
+    if unknown:
+        raise TerminologyError(f"units.yaml: strength_text_units not in mass_mcg: {unknown}")
+    return Units(
+        mass_mcg={k.lower(): v for k, v in file.mass_mcg.items()},
+        time_days={k.lower(): v for k, v in file.time_days.items()},
+        timing_per_day={k.upper(): v for k, v in file.timing_codes_per_day.items()},
+        dose_forms=frozenset(u.lower() for u in file.dose_forms),
+        strength_in_text=amount_in_text(file.strength_text_units),
+        trial_dose_in_text=amount_in_text(file.trial_dose_text_units, re.IGNORECASE),
+        concentration_mcg_per_ml={k.replace(" ", "").lower(): v
+                                  for k, v in file.concentration_mcg_per_ml.items()},
+        per_hour={k.lower(): v for k, v in file.per_hour.items()},
+    )
 
 
 def _codesystem_version(path: Path) -> str:

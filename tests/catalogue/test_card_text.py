@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from cds_service.catalogue import Catalogue, NumberView, blank_line_before_tables, days_in_words
-from cds_service.rules.finding import Evidence, Finding, Number, Tier
+from cds_service.rules.finding import (
+    Evidence,
+    EvidenceLabel,
+    Finding,
+    MissingInput,
+    Number,
+    Tier,
+    missing_input,
+    words,
+)
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
@@ -50,7 +59,8 @@ def trial_finding(outcome: str, tier: Tier, *numbers: Number, notes: tuple[str, 
                   ) -> Finding:
     return Finding(
         rule="itb-trial-outcome", rule_version="1.0.0", outcome=outcome, tier=tier,
-        evidence=(Evidence("Screening trial", "Procedure/t", date="2026-06-14"),),
+        evidence=(Evidence(EvidenceLabel.TRIAL_PROCEDURE, "Procedure/t", date="2026-06-14",
+                           words=words(name="Baclofen screening trial")),),
         numbers=(Number("trialDate", "2026-06-14"), Number("trialDoseMcg", 50.0, "mcg"),
                  *numbers), notes=notes)
 
@@ -97,10 +107,11 @@ def overrides(catalogue: Catalogue, finding: Finding) -> set[str]:
 
 def test_override_reasons_fit_the_card(catalogue: Catalogue) -> None:
     dq = Finding(rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data",
-                 tier=Tier.INFO, missing=("daily dose",), blocks="itb-candidacy")
+                 tier=Tier.INFO, blocks="itb-candidacy", missing=(missing_input(
+                     MissingInput.ORAL_DAILY_DOSE, agent="baclofen", ref="MedicationRequest/m"),))
     assert "pump-not-active" not in overrides(catalogue, dq)
     pump_dq = Finding(rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data",
-                      tier=Tier.INFO, missing=("daily dose",), blocks="itb-refill",
+                      tier=Tier.INFO, missing=(MissingInput.PUMP_DAILY_DOSE,), blocks="itb-refill",
                       device_ref="Device/pump")
     assert "pump-not-active" in overrides(catalogue, pump_dq)
     assert "patient-declines" not in overrides(catalogue, candidacy_finding(
@@ -117,3 +128,32 @@ def test_the_backup_prescription_reminder_appears_once(catalogue: Catalogue) -> 
     text = render(catalogue, finding)
     assert len(re.findall("No active backup oral baclofen prescription", text)) == 1
     assert "(in 5 days)" in text and " d)" not in text
+
+
+def test_missing_inputs_and_evidence_are_said_in_the_cards_words(catalogue: Catalogue) -> None:
+    # The rules emit codes and chart words; the card (and its itb-cds.finding) says them.
+    finding = Finding(
+        rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data", tier=Tier.INFO,
+        blocks="itb-candidacy", missing=(
+            missing_input(MissingInput.ORAL_DAILY_DOSE, agent="tizanidine",
+                          ref="MedicationRequest/t1"),),
+        evidence=(Evidence(EvidenceLabel.MEDICATION, "MedicationRequest/t1",
+                           value_label=EvidenceLabel.DOSE_NOT_COMPUTABLE,
+                           words=words(name="", kind="MedicationRequest", status="")),))
+    [card] = catalogue.render([finding], patient_id="p", now=NOW, terminology_versions={})
+    said = "daily dose of oral tizanidine (MedicationRequest/t1): dose and frequency"
+    assert f"- {said}" in (card.detail or "")
+    assert card.extension["itb-cds.finding"]["missing"] == [said]  # type: ignore[index]
+    assert ("| Medication (MedicationRequest, no status) |  | daily dose not computable | "
+            "MedicationRequest/t1 |") in (card.detail or "")
+
+
+def test_a_pump_without_a_model_is_called_an_itb_pump(catalogue: Catalogue) -> None:
+    finding = Finding(
+        rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data", tier=Tier.INFO,
+        blocks="itb-battery", missing=(MissingInput.IMPLANT_DATE,), device_ref="Device/p",
+        evidence=(Evidence(EvidenceLabel.PUMP, "Device/p", value="active",
+                           words=words(model="")),))
+    text = render(catalogue, finding)
+    assert "- implant date of the pump (the implant procedure)" in text
+    assert "| Pump: ITB pump |  | active | Device/p |" in text

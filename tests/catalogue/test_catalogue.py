@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,16 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from cds_service.catalogue import Catalogue, CatalogueError
 from cds_service.hooks.models import SUMMARY_MAX
 from cds_service.rules import RULES
-from cds_service.rules.finding import Evidence, Finding, Number, Tier
+from cds_service.rules.finding import (
+    Evidence,
+    EvidenceLabel,
+    Finding,
+    MissingInput,
+    Number,
+    Tier,
+    missing_input,
+    words,
+)
 
 CARDS = Path(__file__).resolve().parents[2] / "cards"
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
@@ -49,8 +59,10 @@ def every_finding(notes: bool = True) -> list[Finding]:
         for outcome in outcomes:
             out.append(Finding(
                 rule=rule, rule_version=version, outcome=outcome, tier=TIERS[outcome],
-                evidence=(Evidence(LONG, "Condition/c1", "s|c", "2026-01-01", LONG),),
-                numbers=numbers, missing=(LONG,), notes=note_keys if notes else (),
+                evidence=(Evidence(EvidenceLabel.CONDITION, "Condition/c1", "s|c", "2026-01-01",
+                                   LONG, words=words(name=LONG)),),
+                numbers=numbers, notes=note_keys if notes else (),
+                missing=(missing_input(MissingInput.ORAL_DAILY_DOSE, agent=LONG, ref=LONG),),
                 reason_refs=("Condition/c1", "Procedure/p"), blocks="itb-refill",
                 device_ref="Device/pump",
             ))
@@ -144,3 +156,21 @@ def test_a_bad_catalogue_names_file_path_and_problem(tmp_path: Path, family: str
 def test_missing_file_is_a_catalogue_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"common\.yaml"):
         Catalogue.load(tmp_path)
+
+
+@pytest.mark.parametrize(("family", "old", "message"), [
+    ("common", "  reached: reached\n", "evidence_labels: no label for ['reached']"),
+    ("data-quality", '  implant-date: "implant date of the pump (the implant procedure)"\n',
+     "missing inputs ['implant-date']"),
+])
+def test_a_label_a_rule_can_emit_must_be_in_the_cards(tmp_path: Path, family: str, old: str,
+                                                      message: str) -> None:
+    with pytest.raises(CatalogueError) as err:
+        Catalogue.load(broken(tmp_path, family, old, ""))
+    assert message in str(err.value)
+
+
+def test_a_finding_with_an_unknown_evidence_code_does_not_render(catalogue: Catalogue) -> None:
+    finding = replace(every_finding()[0], evidence=(Evidence("Oral baclofen 20 mg TID"),))
+    with pytest.raises(CatalogueError, match="no evidence label"):
+        catalogue.render([finding], patient_id="p1", now=NOW, terminology_versions={})

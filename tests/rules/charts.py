@@ -20,6 +20,8 @@ from cds_service.fhir.record import (
     Quantity,
     Timing,
 )
+from cds_service.rules.index import ChartIndex
+from cds_service.terminology import Terminology
 
 LOCAL = "urn:itb-cds:codes"
 SNOMED = "http://snomed.info/sct"
@@ -27,6 +29,8 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 NOW = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
+# The rule entries patient-view runs, in its order (the service registry names them).
+PATIENT_VIEW = ("candidacy", "trial-outcome", "refill", "battery")
 
 
 def at(text: str) -> datetime:
@@ -107,6 +111,11 @@ def mL(value: float) -> Quantity:
 def record(**parts: object) -> PatientRecord:
     parts.setdefault("patient", patient())
     return PatientRecord(**parts)  # type: ignore[arg-type]
+
+
+def indexed(chart: PatientRecord, terms: Terminology) -> ChartIndex:
+    """The chart as a rule reads it (evaluate builds this once per call)."""
+    return ChartIndex.build(chart, terms)
 
 
 __all__ = ["NOW", "Period", "record"]

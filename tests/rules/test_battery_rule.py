@@ -7,9 +7,9 @@ import pytest
 from cds_service.config import Settings
 from cds_service.fhir.record import ServiceRequestFact
 from cds_service.rules.battery import battery, end_of_service
-from cds_service.rules.finding import Tier
+from cds_service.rules.finding import MissingInput, Tier
 from cds_service.terminology import Terminology
-from tests.rules.charts import CPT, at, coded, observation, procedure, pump_device, record
+from tests.rules.charts import CPT, at, coded, indexed, observation, procedure, pump_device, record
 
 
 def implant(day: str, code: str = "62362") -> object:
@@ -27,7 +27,7 @@ def test_eos_is_implant_plus_service_life_capped_by_eri() -> None:
 ])
 def test_eos_by_model(device: object, eos: str, settings: Settings, terms: Terminology) -> None:
     rec = record(devices=(device,), procedures=(implant("2019-09-01"),))
-    found = battery(rec, at("2026-06-15"), settings, terms)
+    found = battery(indexed(rec, terms), at("2026-06-15"), settings.battery)
     if eos.startswith("2029"):
         assert found == []  # more than a year away
     else:
@@ -43,7 +43,7 @@ def test_eos_by_model(device: object, eos: str, settings: Settings, terms: Termi
 def test_tiers(now: str, outcome: str | None, tier: Tier | None, settings: Settings,
                terms: Terminology) -> None:
     rec = record(devices=(pump_device(),), procedures=(implant("2019-03-01"),))
-    found = battery(rec, at(now), settings, terms)
+    found = battery(indexed(rec, terms), at(now), settings.battery)
     assert [(f.outcome, f.tier) for f in found] == ([] if outcome is None else [(outcome, tier)])
 
 
@@ -51,7 +51,7 @@ def test_eri_is_critical_and_caps_eos(settings: Settings, terms: Terminology) ->
     eri = observation("pump-eri", True, "2024-01-10", "Observation/eri")
     rec = record(devices=(pump_device(),), procedures=(implant("2020-03-01"),),
                  observations=(eri,))
-    f = battery(rec, at("2024-01-15"), settings, terms)[0]
+    f = battery(indexed(rec, terms), at("2024-01-15"), settings.battery)[0]
     assert (f.outcome, f.tier) == ("eri", Tier.CRITICAL)
     assert f.number("endOfServiceDate").value == "2024-04-09"  # type: ignore[union-attr]
 
@@ -62,34 +62,35 @@ def test_booked_replacement_lowers_warning(settings: Settings, terms: Terminolog
                              occurrence=at("2025-12-01"))
     rec = record(devices=(pump_device(),), procedures=(implant("2019-03-01"),),
                  service_requests=(req,))
-    f = battery(rec, at("2025-10-01"), settings, terms)[0]
+    f = battery(indexed(rec, terms), at("2025-10-01"), settings.battery)[0]
     assert (f.outcome, f.tier, f.suggest) == ("booked", Tier.INFO, False)
-    assert battery(rec, at("2026-03-02"), settings, terms)[0].tier is Tier.CRITICAL
+    assert battery(indexed(rec, terms), at("2026-03-02"), settings.battery)[0].tier is Tier.CRITICAL
 
 
 def test_constant_flow_pump_has_no_battery_card(settings: Settings, terms: Terminology) -> None:
     rec = record(devices=(pump_device(model=None, name="Codman 3000 constant-flow pump"),),
                  procedures=(implant("2010-01-01", "62361"),))
-    assert battery(rec, at("2026-06-15"), settings, terms) == []
+    assert battery(indexed(rec, terms), at("2026-06-15"), settings.battery) == []
 
 
 def test_non_programmable_implant_code_without_a_model(settings: Settings, terms: Terminology
                                                        ) -> None:
     rec = record(procedures=(procedure(CPT, "62361", "2010-01-01", "Procedure/implant"),))
-    assert battery(rec, at("2026-06-15"), settings, terms) == []
+    assert battery(indexed(rec, terms), at("2026-06-15"), settings.battery) == []
 
 
 def test_unknown_model_is_assumed_programmable_with_seven_years(settings: Settings,
                                                                 terms: Terminology) -> None:
     rec = record(procedures=(procedure(CPT, "62360", "2019-03-01", "Procedure/implant",
                                        display="Intrathecal pump implantation"),))
-    f = battery(rec, at("2026-01-01"), settings, terms)[0]
+    f = battery(indexed(rec, terms), at("2026-01-01"), settings.battery)[0]
     assert {"programmable-assumed", "service-life-assumed"} <= set(f.notes)
     assert f.number("endOfServiceDate").value == "2026-03-01"  # type: ignore[union-attr]
 
 
 def test_missing_implant_date_is_a_data_quality_card(settings: Settings, terms: Terminology
                                                      ) -> None:
-    f = battery(record(devices=(pump_device(),)), at("2026-01-01"), settings, terms)[0]
+    chart = indexed(record(devices=(pump_device(),)), terms)
+    f = battery(chart, at("2026-01-01"), settings.battery)[0]
     assert (f.rule, f.blocks) == ("itb-data-quality", "itb-battery")
-    assert f.missing == ("implant date of the pump (the implant procedure)",)
+    assert f.missing == (MissingInput.IMPLANT_DATE,)

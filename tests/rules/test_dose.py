@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.config import Settings
 from cds_service.fhir.record import Concept, Dosage, MedicationFact, Quantity, Ratio, Timing
 from cds_service.rules.dose import administrations_per_day, daily_dose_mcg, daily_dose_mg
+from cds_service.terminology import Terminology
 from tests.rules.charts import timing_code
+
+# The terminology's unit and timing table (tables/units.yaml), as the service loads it.
+UNITS = Terminology.load(Settings()).units
 
 
 def med(*dosages: Dosage, text: str = "baclofen", strength: Ratio | None = None
@@ -20,25 +25,25 @@ def med(*dosages: Dosage, text: str = "baclofen", strength: Ratio | None = None
     ("Q8H", 3), ("Q12H", 2),
 ])
 def test_timing_codes_give_administrations_per_day(code: str, per_day: float) -> None:
-    assert administrations_per_day(timing_code(code)) == per_day
+    assert administrations_per_day(timing_code(code), UNITS) == per_day
 
 
 def test_frequency_over_period_in_hours_and_days() -> None:
-    assert administrations_per_day(Timing(frequency=1, period=8, period_unit="h")) == 3
-    assert administrations_per_day(Timing(frequency=3, period=1, period_unit="d")) == 3
-    assert administrations_per_day(Timing(frequency=1, period=1, period_unit="wk")) == 1 / 7
+    assert administrations_per_day(Timing(frequency=1, period=8, period_unit="h"), UNITS) == 3
+    assert administrations_per_day(Timing(frequency=3, period=1, period_unit="d"), UNITS) == 3
+    assert administrations_per_day(Timing(frequency=1, period=1, period_unit="wk"), UNITS) == 1 / 7
 
 
 def test_baclofen_20_mg_qid_is_80_mg_a_day() -> None:
     dosage = Dosage(dose=Quantity(20, "mg"), timing=Timing(frequency=4, period=1, period_unit="d"))
-    assert daily_dose_mg(med(dosage)) == 80
+    assert daily_dose_mg(med(dosage), UNITS) == 80
 
 
 def test_units_are_converted_mcg_and_g() -> None:
     mcg = Dosage(dose=Quantity(500, "mcg"), timing=timing_code("BID"))
     grams = Dosage(dose=Quantity(0.1, "g"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(mcg)) == 1.0
-    assert daily_dose_mg(med(grams)) == 100.0
+    assert daily_dose_mg(med(mcg), UNITS) == 1.0
+    assert daily_dose_mg(med(grams), UNITS) == 100.0
 
 
 @pytest.mark.parametrize(("rate", "mcg_day"), [
@@ -48,25 +53,25 @@ def test_units_are_converted_mcg_and_g() -> None:
     (Quantity(0.01, "mg/h", "mg/h"), 240.0),
 ])
 def test_rate_quantities(rate: Quantity, mcg_day: float) -> None:
-    assert daily_dose_mcg(med(Dosage(rate=rate))) == pytest.approx(mcg_day)
+    assert daily_dose_mcg(med(Dosage(rate=rate)), UNITS) == pytest.approx(mcg_day)
 
 
 def test_rate_ratio_per_day() -> None:
     ratio = Ratio(Quantity(300, "mcg", "ug"), Quantity(1, "d", "d"))
-    assert daily_dose_mcg(med(Dosage(rate_ratio=ratio))) == 300
+    assert daily_dose_mcg(med(Dosage(rate_ratio=ratio)), UNITS) == 300
 
 
 def test_tablets_use_the_strength() -> None:
     dosage = Dosage(dose=Quantity(2, "tablet", "{tbl}"), timing=timing_code("TID"))
-    assert daily_dose_mg(med(dosage, text="baclofen 10 mg oral tablet")) == 60
+    assert daily_dose_mg(med(dosage, text="baclofen 10 mg oral tablet"), UNITS) == 60
     strength = Ratio(Quantity(20, "mg"), Quantity(1, "tablet"))
-    assert daily_dose_mg(med(dosage, text="baclofen", strength=strength)) == 120
+    assert daily_dose_mg(med(dosage, text="baclofen", strength=strength), UNITS) == 120
 
 
 def test_two_dosage_lines_are_added() -> None:
     morning = Dosage(dose=Quantity(10, "mg"), timing=timing_code("QD"))
     night = Dosage(dose=Quantity(20, "mg"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(morning, night)) == 30
+    assert daily_dose_mg(med(morning, night), UNITS) == 30
 
 
 @pytest.mark.parametrize("dosage", [
@@ -78,9 +83,9 @@ def test_two_dosage_lines_are_added() -> None:
     Dosage(rate=Quantity(5, "drops/min")),
 ])
 def test_uncomputable_is_none_never_a_guess(dosage: Dosage) -> None:
-    assert daily_dose_mg(med(dosage)) is None
+    assert daily_dose_mg(med(dosage), UNITS) is None
 
 
 def test_one_unreadable_line_makes_the_total_unknown() -> None:
     good = Dosage(dose=Quantity(10, "mg"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(good, Dosage(text="extra as needed"))) is None
+    assert daily_dose_mg(med(good, Dosage(text="extra as needed")), UNITS) is None

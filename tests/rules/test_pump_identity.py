@@ -11,16 +11,17 @@ from cds_service.config import Settings
 from cds_service.fhir.record import Concept, Dosage, MedicationFact, ProcedureFact, Quantity
 from cds_service.rules import evaluate
 from cds_service.rules.battery import battery
-from cds_service.rules.pump import active_pumps, refills, removals
 from cds_service.rules.refill import refill
 from cds_service.terminology import Terminology
 from tests.rules.charts import (
     CPT,
     NOW,
+    PATIENT_VIEW,
     RXNORM,
     SNOMED,
     at,
     coded,
+    indexed,
     itb_order,
     mL,
     observation,
@@ -60,8 +61,8 @@ def test_a_breast_implant_explant_does_not_remove_the_pump(settings: Settings,
                              code=coded(CPT, "19328", "Removal of intact breast implant",
                                         "Explant of bilateral breast implants"))
     chart = pump_chart(explant)
-    assert removals(chart, terms) == []
-    [finding] = refill(chart, NOW, settings, terms)
+    assert indexed(chart, terms).removals == ()
+    [finding] = refill(indexed(chart, terms), NOW, settings.refill)
     assert (finding.outcome, finding.tier) == ("overdue", "critical")
 
 
@@ -82,12 +83,12 @@ def test_a_procedure_coded_as_another_itb_procedure_is_no_removal(terms: Termino
     swap = ProcedureFact("Procedure/swap", Concept(
         coded(CPT, "62362").codings, "Removal of old pump with new intrathecal pump implant"),
         "completed", at("2026-01-10"))
-    assert removals(record(procedures=(swap,)), terms) == []
+    assert indexed(record(procedures=(swap,)), terms).removals == ()
 
 
 def test_a_coded_itb_pump_removal_still_removes_the_pump(terms: Terminology) -> None:
     removal = procedure(CPT, "62365", "2026-05-01", "Procedure/removal")
-    assert active_pumps(pump_chart(removal), terms) == []
+    assert indexed(pump_chart(removal), terms).pumps == ()
 
 
 # ------------------------------------------------------------------ D2 refills
@@ -97,9 +98,9 @@ def test_an_insulin_pump_refill_never_counts(settings: Settings, terms: Terminol
     insulin = text_procedure("Insulin pump refill and infusion set change", "2026-06-12",
                              "Procedure/ins", devices=("Device/pump",))
     chart = pump_chart(insulin)
-    assert [p.ref for p in refills(chart, terms, frozenset({"Device/pump"}))] == [
+    assert [p.ref for p in indexed(chart, terms).refills_for(frozenset({"Device/pump"}))] == [
         "Procedure/refill"]
-    [finding] = refill(chart, NOW, settings, terms)
+    [finding] = refill(indexed(chart, terms), NOW, settings.refill)
     assert finding.outcome == "overdue"
 
 
@@ -109,7 +110,7 @@ def test_pump_refill_text_needs_itb_context_or_a_link_to_the_pump(terms: Termino
                             devices=("Device/pump",))
     itb = text_procedure("Intrathecal baclofen pump refill", "2026-06-03", "Procedure/itb")
     chart = record(procedures=(bare, linked, itb))
-    found = [p.ref for p in refills(chart, terms, frozenset({"Device/pump"}))]
+    found = [p.ref for p in indexed(chart, terms).refills_for(frozenset({"Device/pump"}))]
     assert found == ["Procedure/linked", "Procedure/itb"]
 
 
@@ -120,7 +121,7 @@ def test_a_refill_linked_to_the_pump_by_text_resets_the_clock(settings: Settings
     readings = (observation("pump-reservoir-volume", mL(20), "2026-06-10", "Observation/v2"),)
     chart = record(devices=(pump_device(),), procedures=(IMPLANT, REFILL, linked),
                    medications=(itb_order(400),), observations=READINGS + readings)
-    assert refill(chart, NOW, settings, terms) == []  # refilled 5 days ago
+    assert refill(indexed(chart, terms), NOW, settings.refill) == []  # refilled 5 days ago
 
 
 # ------------------------------------------------------------------ D5 duplicate devices
@@ -130,10 +131,11 @@ def test_two_device_rows_of_one_pump_give_one_refill_and_one_battery_finding(
         settings: Settings, terms: Terminology) -> None:
     duplicate = pump_device("Device/pump-udi")
     chart = pump_chart(devices=(pump_device(), duplicate))
-    [pump] = active_pumps(chart, terms)
+    [pump] = indexed(chart, terms).pumps
     assert pump.ref == "Device/pump" and pump.duplicates == ("Device/pump-udi",)
-    assert len(refill(chart, NOW, settings, terms)) == 1
-    assert all(f.rule == "itb-battery" for f in battery(chart, NOW, settings, terms))
+    assert len(refill(indexed(chart, terms), NOW, settings.refill)) == 1
+    assert all(f.rule == "itb-battery"
+               for f in battery(indexed(chart, terms), NOW, settings.battery))
 
 
 def test_two_pumps_with_their_own_implants_stay_two(terms: Terminology) -> None:
@@ -141,7 +143,7 @@ def test_two_pumps_with_their_own_implants_stay_two(terms: Terminology) -> None:
                               devices=("Device/pump2",))
     chart = record(devices=(pump_device(), pump_device("Device/pump2")),
                    procedures=(IMPLANT, other_implant))
-    assert len(active_pumps(chart, terms)) == 2
+    assert len(indexed(chart, terms).pumps) == 2
 
 
 # ------------------------------------------------------------------ D10 other intrathecal drugs
@@ -158,15 +160,15 @@ def morphine() -> MedicationFact:
 def test_a_morphine_pain_pump_gives_no_itb_pump_cards(settings: Settings,
                                                       terms: Terminology) -> None:
     chart = pump_chart(medications=(morphine(),))
-    assert active_pumps(chart, terms) == []
-    assert evaluate("itb-patient-view", chart, NOW, settings, terms) == []
+    assert indexed(chart, terms).pumps == ()
+    assert evaluate(PATIENT_VIEW, chart, NOW, settings, terms) == []
 
 
 def test_a_pump_with_baclofen_among_its_intrathecal_drugs_is_an_itb_pump(
         terms: Terminology) -> None:
     chart = pump_chart(medications=(morphine(), itb_order(400)))
-    assert len(active_pumps(chart, terms)) == 1
+    assert len(indexed(chart, terms).pumps) == 1
 
 
 def test_a_pump_with_no_intrathecal_drug_on_file_still_counts(terms: Terminology) -> None:
-    assert len(active_pumps(pump_chart(medications=()), terms)) == 1
+    assert len(indexed(pump_chart(medications=()), terms).pumps) == 1

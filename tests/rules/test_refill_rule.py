@@ -9,13 +9,15 @@ import pytest
 from cds_service.config import Settings
 from cds_service.fhir.record import AppointmentFact, Concept, Quantity
 from cds_service.rules import evaluate
-from cds_service.rules.finding import Finding, Tier
+from cds_service.rules.finding import Finding, MissingInput, Tier
 from cds_service.rules.refill import refill, refill_dates
 from cds_service.terminology import Terminology
 from tests.rules.charts import (
     CPT,
     LOCAL,
+    PATIENT_VIEW,
     at,
+    indexed,
     itb_order,
     mL,
     observation,
@@ -73,7 +75,7 @@ def test_recorded_alarm_date_wins_over_the_computed_one() -> None:
 ])
 def test_tiers_at_the_boundaries(now: str, outcome: str | None, tier: Tier | None,
                                  settings: Settings, terms: Terminology) -> None:
-    found = refill(chart("2026-03-20"), at(now), settings, terms)
+    found = refill(indexed(chart("2026-03-20"), terms), at(now), settings.refill)
     if outcome is None:
         assert found == []
     else:
@@ -86,7 +88,8 @@ def test_tiers_at_the_boundaries(now: str, outcome: str | None, tier: Tier | Non
 def test_recorded_alarm_date_moves_due(settings: Settings, terms: Terminology) -> None:
     alarm = observation("pump-low-reservoir-alarm-date", at("2026-06-20"), "2026-03-20",
                         "Observation/alarm")
-    f = one(refill(chart("2026-03-20", extra=(alarm,)), at("2026-06-14"), settings, terms))
+    rec = indexed(chart("2026-03-20", extra=(alarm,)), terms)
+    f = one(refill(rec, at("2026-06-14"), settings.refill))
     assert f.number("dueDate").value == "2026-06-20"  # type: ignore[union-attr]
     assert "alarm-date-recorded" in f.notes and f.tier is Tier.WARNING
 
@@ -99,25 +102,26 @@ def booked(day: str) -> AppointmentFact:
 def test_booking_before_due_lowers_warning_to_booked(settings: Settings, terms: Terminology
                                                      ) -> None:
     rec = chart("2026-03-20", appointments=(booked("2026-06-16"),))
-    f = one(refill(rec, at("2026-06-12"), settings, terms))
+    f = one(refill(indexed(rec, terms), at("2026-06-12"), settings.refill))
     assert (f.outcome, f.tier, f.suggest) == ("booked", Tier.INFO, False)
     assert f.number("bookedDate").value == "2026-06-16"  # type: ignore[union-attr]
 
 
 def test_booking_after_due_does_not_count(settings: Settings, terms: Terminology) -> None:
     rec = chart("2026-03-20", appointments=(booked("2026-06-25"),))
-    assert one(refill(rec, at("2026-06-12"), settings, terms)).outcome == "due-soon"
+    assert one(refill(indexed(rec, terms), at("2026-06-12"), settings.refill)).outcome == "due-soon"
 
 
 def test_booking_never_lowers_critical(settings: Settings, terms: Terminology) -> None:
     rec = chart("2026-03-20", appointments=(booked("2026-06-18"),))
-    f = one(refill(rec, at("2026-06-18T12:00"), settings, terms))
+    f = one(refill(indexed(rec, terms), at("2026-06-18T12:00"), settings.refill))
     assert f.tier is Tier.CRITICAL and "booked-but-critical" in f.notes
 
 
 def test_volume_falls_back_to_the_model_reservoir_with_a_note(settings: Settings,
                                                               terms: Terminology) -> None:
-    f = one(refill(chart("2026-03-20", volume=None), at("2026-06-12"), settings, terms))
+    rec = indexed(chart("2026-03-20", volume=None), terms)
+    f = one(refill(rec, at("2026-06-12"), settings.refill))
     assert "volume-from-model" in f.notes
     assert f.number("volumeMl").value == 20  # type: ignore[union-attr]
 
@@ -125,11 +129,11 @@ def test_volume_falls_back_to_the_model_reservoir_with_a_note(settings: Settings
 def test_no_dose_gives_a_data_quality_card_and_no_refill_card(settings: Settings,
                                                               terms: Terminology) -> None:
     rec = record(devices=(pump_device(),), procedures=(IMPLANT,))
-    f = one(evaluate("itb-patient-view", rec, at("2026-06-12"), settings, terms)[:1])
+    f = one(evaluate(PATIENT_VIEW, rec, at("2026-06-12"), settings, terms)[:1])
     assert f.rule == "itb-data-quality" and f.blocks == "itb-refill"
-    assert any("daily dose" in m for m in f.missing)
-    assert any("concentration" in m for m in f.missing)
-    assert not [x for x in refill(rec, at("2026-06-12"), settings, terms)
+    assert MissingInput.PUMP_DAILY_DOSE in f.missing
+    assert MissingInput.PUMP_CONCENTRATION in f.missing
+    assert not [x for x in refill(indexed(rec, terms), at("2026-06-12"), settings.refill)
                 if x.rule == "itb-refill"]
 
 
@@ -137,7 +141,7 @@ def test_implant_counts_as_last_refill(settings: Settings, terms: Terminology) -
     rec = record(devices=(pump_device(),), procedures=(IMPLANT,), medications=(itb_order(400),),
                  observations=(observation("pump-drug-concentration", Quantity(2000, "mcg/mL"),
                                            "2024-01-10", "Observation/c"),))
-    f = one(refill(rec, at("2024-04-05"), settings, terms))
+    f = one(refill(indexed(rec, terms), at("2024-04-05"), settings.refill))
     assert "implant-as-last-refill" in f.notes and "volume-from-model" in f.notes
 
 
@@ -145,18 +149,18 @@ def test_implant_counts_as_last_refill(settings: Settings, terms: Terminology) -
 def test_device_not_active_means_no_pump(status: str, settings: Settings, terms: Terminology
                                          ) -> None:
     rec = record(devices=(pump_device(status=status),), procedures=(IMPLANT,))
-    assert refill(rec, at("2026-06-12"), settings, terms) == []
+    assert refill(indexed(rec, terms), at("2026-06-12"), settings.refill) == []
 
 
 def test_explanted_pump_means_no_card(settings: Settings, terms: Terminology) -> None:
     removal = procedure(CPT, "62365", "2025-05-01", "Procedure/removal")
     rec = record(procedures=(IMPLANT, removal))
-    assert refill(rec, at("2026-06-12"), settings, terms) == []
+    assert refill(indexed(rec, terms), at("2026-06-12"), settings.refill) == []
 
 
 def test_backup_oral_baclofen_reminder_when_none_is_active(settings: Settings,
                                                            terms: Terminology) -> None:
-    f = one(refill(chart("2026-03-20"), at("2026-06-12"), settings, terms))
+    f = one(refill(indexed(chart("2026-03-20"), terms), at("2026-06-12"), settings.refill))
     assert "no-backup-oral-baclofen" in f.notes
 
 

@@ -28,6 +28,7 @@ from tests.rules.charts import (
     at,
     coded,
     condition,
+    indexed,
     observation,
     oral,
     record,
@@ -48,7 +49,7 @@ def test_an_epidural_steroid_injection_is_no_completed_trial(settings: Settings,
                                                              terms: Terminology) -> None:
     chart = record(conditions=(condition(CP),), procedures=(epidural_steroid(),),
                    medications=(oral("baclofen", 10, status="stopped", reason="Drowsiness"),))
-    [finding] = candidacy(chart, NOW, settings, terms)
+    [finding] = candidacy(indexed(chart, terms), NOW, settings.candidacy)
     assert finding.outcome == "candidate"
 
 
@@ -58,7 +59,7 @@ def test_a_baclofen_trial_with_the_same_cpt_code_still_silences_candidacy(
                                                    "50 mcg bolus"), "completed", at("2026-06-14"))
     chart = record(conditions=(condition(CP),), procedures=(trial,),
                    medications=(oral("baclofen", 10, status="stopped", reason="Drowsiness"),))
-    assert candidacy(chart, NOW, settings, terms) == []
+    assert candidacy(indexed(chart, terms), NOW, settings.candidacy) == []
 
 
 # ------------------------------------------------------------------ D4
@@ -108,15 +109,15 @@ def ranged(low: float, high: float) -> MedicationFact:
                           dosages=(dosage,), authored=base.authored)
 
 
-def test_a_dose_range_is_not_a_dose() -> None:
+def test_a_dose_range_is_not_a_dose(terms: Terminology) -> None:
     m = ranged(10, 20)
     assert m.dosages[0].dose is None
-    assert daily_dose_mg(m) is None
-    assert daily_dose_bounds_mg(m) == DoseBounds(40, 80)
+    assert daily_dose_mg(m, terms.units) is None
+    assert daily_dose_bounds_mg(m, terms.units) == DoseBounds(40, 80)
 
 
-def test_a_range_with_equal_ends_is_that_dose() -> None:
-    assert daily_dose_mg(ranged(20, 20)) == 80
+def test_a_range_with_equal_ends_is_that_dose(terms: Terminology) -> None:
+    assert daily_dose_mg(ranged(20, 20), terms.units) == 80
 
 
 def test_the_range_decides_only_when_wholly_on_one_side_of_the_maximum() -> None:
@@ -129,21 +130,21 @@ def test_the_range_decides_only_when_wholly_on_one_side_of_the_maximum() -> None
 def test_candidacy_with_a_straddling_range_asks_for_the_dose(settings: Settings,
                                                               terms: Terminology) -> None:
     chart = record(conditions=(condition(CP),), medications=(ranged(10, 20),))
-    [finding] = candidacy(chart, NOW, settings, terms)
+    [finding] = candidacy(indexed(chart, terms), NOW, settings.candidacy)
     assert (finding.rule, finding.blocks) == ("itb-data-quality", "itb-candidacy")
 
 
 def test_candidacy_when_even_the_low_end_is_at_the_maximum(settings: Settings,
                                                            terms: Terminology) -> None:
     chart = record(conditions=(condition(CP),), medications=(ranged(20, 30),))
-    [finding] = candidacy(chart, NOW, settings, terms)
+    [finding] = candidacy(indexed(chart, terms), NOW, settings.candidacy)
     assert finding.outcome == "candidate"
 
 
 def test_no_card_when_even_the_high_end_is_below_the_maximum(settings: Settings,
                                                              terms: Terminology) -> None:
     chart = record(conditions=(condition(CP),), medications=(ranged(5, 10),))
-    assert candidacy(chart, NOW, settings, terms) == []
+    assert candidacy(indexed(chart, terms), NOW, settings.candidacy) == []
 
 
 # ------------------------------------------------------------------ D8
@@ -166,7 +167,7 @@ def test_positive_trial_with_overdose_signs_suggests_no_implant(settings: Settin
                              date=at("2026-06-14T10:00"))
     chart = record(conditions=(condition(CP),), medications=(bolus,),
                    observations=(response,), adverse_events=(event,))
-    findings = {f.outcome: f for f in trial_outcome(chart, NOW, settings, terms)}
+    findings = {f.outcome: f for f in trial_outcome(indexed(chart, terms), NOW, settings.trial)}
     assert set(findings) == {"positive", "adverse"}
     assert not findings["positive"].suggest
     assert "overdose-review-first" in findings["positive"].notes

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.config import Settings
-from cds_service.fhir.record import AdverseEventFact, Concept
+from cds_service.config import Settings, TrialSettings
+from cds_service.fhir.record import AdverseEventFact, Concept, Dosage, MedicationFact, Quantity
 from cds_service.rules.finding import Tier
-from cds_service.rules.trial import mas_mean_drop, mas_score, trial_outcome
+from cds_service.rules.trial import trial_outcome
+from cds_service.rules.trial_scores import mas_mean_drop, mas_score
 from cds_service.terminology import Terminology
-from tests.rules.charts import CP, LOCAL, at, coded, condition, observation, procedure, record
+from tests.rules.charts import (
+    CP,
+    LOCAL,
+    RXNORM,
+    SNOMED,
+    Period,
+    at,
+    coded,
+    condition,
+    indexed,
+    observation,
+    procedure,
+    record,
+)
 
 TRIAL = procedure(LOCAL, "itb-screening-trial", "2026-06-10T08:00", "Procedure/t",
                   notes=("Baclofen 50 mcg intrathecal bolus",))
@@ -30,7 +44,8 @@ def test_mas_mean_drop_over_matched_sites() -> None:
            mas("2", "2026-06-10T12:00", "left knee", "Observation/3"),
            mas("1", "2026-06-10T12:00", "right knee", "Observation/4"),
            mas("0", "2026-06-10T12:00", "elbow", "Observation/5")]  # unmatched site
-    assert mas_mean_drop(obs, at("2026-06-10T08:00")) == (0.75, 2)  # type: ignore[arg-type]
+    assert mas_mean_drop(obs, at("2026-06-10T08:00"),  # type: ignore[arg-type]
+                         TrialSettings()) == (0.75, 2)
 
 
 @pytest.mark.parametrize(("post", "outcome"), [("2", "positive"), ("3", "negative-next-step")])
@@ -39,7 +54,7 @@ def test_mas_decides_positive_or_negative(post: str, outcome: str, settings: Set
     rec = record(conditions=(condition(CP),), procedures=(TRIAL,), observations=(
         mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
         mas(post, "2026-06-10T12:00", "knee", "Observation/2")))
-    [f] = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-11"), settings.trial)
     assert f.outcome == outcome
     if outcome == "negative-next-step":
         assert f.number("nextDoseMcg").value == 75  # type: ignore[union-attr]
@@ -51,7 +66,7 @@ def test_recorded_response_wins(settings: Settings, terms: Terminology) -> None:
     rec = record(procedures=(TRIAL,), observations=(
         response, mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
         mas("3", "2026-06-10T12:00", "knee", "Observation/2")))
-    [f] = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-11"), settings.trial)
     assert (f.outcome, f.tier) == ("positive", Tier.INFO)
     assert f.number("startingDoseTwiceMcgPerDay").value == 100  # type: ignore[union-attr]
 
@@ -60,7 +75,8 @@ def test_penn_drop_of_one_is_positive(settings: Settings, terms: Terminology) ->
     rec = record(procedures=(TRIAL,), observations=(
         observation("penn-spasm-frequency", 3, "2026-06-10T07:00", "Observation/p1"),
         observation("penn-spasm-frequency", 2, "2026-06-10T11:00", "Observation/p2")))
-    assert trial_outcome(rec, at("2026-06-11"), settings, terms)[0].outcome == "positive"
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-11"), settings.trial)
+    assert f.outcome == "positive"
 
 
 def test_negative_at_100_mcg_is_final(settings: Settings, terms: Terminology) -> None:
@@ -68,20 +84,21 @@ def test_negative_at_100_mcg_is_final(settings: Settings, terms: Terminology) ->
                       notes=("baclofen 100 mcg",))
     response = observation("itb-trial-response", coded(LOCAL, "negative"), "2026-06-10T14:00",
                           "Observation/r")
-    [f] = trial_outcome(record(procedures=(trial,), observations=(response,)), at("2026-06-11"),
-                        settings, terms)
+    chart = indexed(record(procedures=(trial,), observations=(response,)), terms)
+    [f] = trial_outcome(chart, at("2026-06-11"), settings.trial)
     assert (f.outcome, f.tier, f.suggest) == ("negative-final", Tier.WARNING, False)
 
 
 def test_undocumented_only_after_eight_hours(settings: Settings, terms: Terminology) -> None:
     rec = record(procedures=(TRIAL,))
-    assert trial_outcome(rec, at("2026-06-10T15:00"), settings, terms) == []
-    [f] = trial_outcome(rec, at("2026-06-10T16:00"), settings, terms)
+    assert trial_outcome(indexed(rec, terms), at("2026-06-10T15:00"), settings.trial) == []
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-10T16:00"), settings.trial)
     assert (f.outcome, f.tier) == ("undocumented", Tier.WARNING)
 
 
 def test_old_trial_outside_lookback_is_ignored(settings: Settings, terms: Terminology) -> None:
-    assert trial_outcome(record(procedures=(TRIAL,)), at("2026-08-01"), settings, terms) == []
+    chart = indexed(record(procedures=(TRIAL,)), terms)
+    assert trial_outcome(chart, at("2026-08-01"), settings.trial) == []
 
 
 def test_overdose_signs_add_a_warning_whatever_the_outcome(settings: Settings,
@@ -91,7 +108,7 @@ def test_overdose_signs_add_a_warning_whatever_the_outcome(settings: Settings,
     response = observation("itb-trial-response", coded(LOCAL, "positive"), "2026-06-10T13:00",
                           "Observation/r")
     rec = record(procedures=(TRIAL,), observations=(response,), adverse_events=(event,))
-    outcome, adverse = trial_outcome(rec, at("2026-06-11"), settings, terms)
+    outcome, adverse = trial_outcome(indexed(rec, terms), at("2026-06-11"), settings.trial)
     assert (outcome.outcome, outcome.tier) == ("positive", Tier.INFO)
     assert (adverse.outcome, adverse.tier, adverse.suggest) == ("adverse", Tier.WARNING, False)
     assert "result-positive" in adverse.notes
@@ -100,7 +117,8 @@ def test_overdose_signs_add_a_warning_whatever_the_outcome(settings: Settings,
 def test_epidural_steroid_injection_is_not_a_trial(settings: Settings, terms: Terminology) -> None:
     esi = procedure("http://www.ama-assn.org/go/cpt", "62323", "2026-06-10T08:00",
                     "Procedure/esi", notes=("triamcinolone 80 mg",))
-    assert trial_outcome(record(procedures=(esi,)), at("2026-06-11"), settings, terms) == []
+    chart = indexed(record(procedures=(esi,)), terms)
+    assert trial_outcome(chart, at("2026-06-11"), settings.trial) == []
 
 
 def test_trial_thresholds_come_from_settings(terms: Terminology) -> None:
@@ -110,8 +128,29 @@ def test_trial_thresholds_come_from_settings(terms: Terminology) -> None:
         mas("3", "2026-06-10T07:30", "knee", "Observation/1"),
         mas("3", "2026-06-10T12:00", "knee", "Observation/2")))
     narrow = Settings(trial={"post_to_hours": 3.0})
-    [f] = trial_outcome(rec, at("2026-06-11"), narrow, terms)
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-11"), narrow.trial)
     assert f.outcome == "undocumented"
     short_ladder = Settings(trial={"labeled_steps_mcg": [25.0, 50.0]})
-    [f] = trial_outcome(rec, at("2026-06-11"), short_ladder, terms)
+    [f] = trial_outcome(indexed(rec, terms), at("2026-06-11"), short_ladder.trial)
     assert (f.outcome, f.tier) == ("negative-final", Tier.WARNING)
+
+
+def test_a_procedure_and_its_bolus_are_one_trial_within_the_configured_hours(
+        settings: Settings, terms: Terminology) -> None:
+    # The bolus is charted 13 h after the procedure: two trials by default (12 h), the later
+    # one judged alone; one trial when the service allows 14 h.
+    bolus = MedicationFact(
+        "MedicationAdministration/ma", "MedicationAdministration", "completed",
+        coded(RXNORM, "1047437", text="Baclofen intrathecal 50 mcg/mL"),
+        dosages=(Dosage(route=coded(SNOMED, "72607000", "Intrathecal"),
+                        dose=Quantity(75, "mcg", "ug")),),
+        effective=Period(at("2026-06-10T21:00"), None))
+    chart = indexed(record(procedures=(TRIAL,), medications=(bolus,)), terms)
+    [apart] = trial_outcome(chart, at("2026-06-12"), settings.trial)
+    assert apart.number("trialDate").value == "2026-06-10"  # type: ignore[union-attr]
+    assert [e.reference for e in apart.evidence] == ["MedicationAdministration/ma"]
+    wide = settings.trial.model_copy(update={"same_trial_hours": 14.0})
+    [together] = trial_outcome(chart, at("2026-06-12"), wide)
+    assert [e.reference for e in together.evidence] == ["Procedure/t",
+                                                         "MedicationAdministration/ma"]
+    assert together.number("trialDoseMcg").value == 75  # type: ignore[union-attr]

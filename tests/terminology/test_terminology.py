@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from fhir.resources.R4B.codesystem import CodeSystem
 
 from cds_service.config import Settings
 from cds_service.fhir.record import Coding, Concept
-from cds_service.terminology import OBSERVATION_CODES, Terminology
+from cds_service.terminology import OBSERVATION_CODES, Terminology, TerminologyError
 from cds_service.terminology.terms import DATA_DIR
 
 
@@ -104,3 +105,35 @@ def test_codesystem_is_valid_r4_and_holds_every_local_code() -> None:
         if "rule" in data:
             used.add(data["rule"])
     assert used - published == set()
+
+
+def test_the_units_table_gives_the_numbers_a_clinic_writes(terms: Terminology) -> None:
+    units = terms.units
+    # "1/24" of a day is exactly Python's 1/24: the dose arithmetic does not move a bit.
+    assert units.time_days["h"] == 1 / 24 and units.time_days["min"] == 1 / 1440
+    assert units.time_days["wk"] == 7 and units.time_days["a"] == 365.25
+    assert units.timing_per_day["QOD"] == 0.5 and units.timing_per_day["WK"] == 1 / 7
+    assert units.mass_mcg["mg"] == 1000 and units.mass_mcg["µg"] == 1
+    assert "{tbl}" in units.dose_forms
+    found = units.strength_in_text.findall("baclofen 10 mg oral tablet")
+    assert found == [("10", "mg")]
+    dose = units.trial_dose_in_text.search("Baclofen 50 MICROGRAMS bolus")
+    assert dose is not None and dose.group(1) == "50"
+    assert units.concentration_mcg_per_ml["mg/ml"] == 1000
+    assert units.per_hour["minutes"] == 60
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("  h: 1/24\n", "  h: 1/0\n"),
+    ("  QOD: 1/2\n", "  QOD: half\n"),
+    ("strength_text_units: [mg,", "strength_text_units: [mmol, mg,"),
+])
+def test_a_bad_units_table_fails_at_load(tmp_path: Path, old: str, new: str) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    path = data / "tables" / "units.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(TerminologyError, match=r"units\.yaml"):
+        Terminology.load(Settings(), data)

@@ -1,0 +1,307 @@
+"""Cards from findings: the families of cards/*.yaml, checked at load, rendered per finding."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cds_service.catalogue.labels import Labels
+from cds_service.catalogue.schema import (
+    CatalogueError,
+    CommonSpec,
+    FamilySpec,
+    OutcomeSpec,
+    SuggestionSpec,
+    load_spec,
+)
+from cds_service.catalogue.templates import Templates
+from cds_service.catalogue.text import (
+    NumberView,
+    WorstCaseNumbers,
+    blank_line_before_tables,
+    md,
+    number_json,
+    numbers_of,
+)
+from cds_service.hooks.models import (
+    SUMMARY_MAX,
+    Action,
+    Card,
+    Coding,
+    Link,
+    OverrideReason,
+    Source,
+    Suggestion,
+)
+from cds_service.rules.finding import Finding, Tier
+
+FAMILIES = ("candidacy", "trial", "refill", "battery", "data-quality")
+_TIER_ORDER = {Tier.CRITICAL: 0, Tier.WARNING: 1, Tier.INFO: 2}
+# ServiceRequest.reasonReference may only point at these (FHIR R4).
+_REASON_TYPES = ("Condition/", "Observation/", "DiagnosticReport/", "DocumentReference/")
+
+
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    spec: FamilySpec
+
+
+class Catalogue:
+    def __init__(self, common: CommonSpec, families: dict[str, _Family]) -> None:
+        self.common = common
+        self._by_rule = {f.spec.rule: f for f in families.values()}
+        self.versions: dict[str, str] = {"common": common.version} | {
+            name: f.spec.version for name, f in families.items()
+        }
+        self.version = ";".join(f"{k}@{v}" for k, v in self.versions.items())
+        self._templates = Templates()
+        # One table of missing-input labels: a code means the same input whichever family
+        # (today only data-quality) says it.
+        missing = {code: text for f in families.values() for code, text in f.spec.missing.items()}
+        self._labels = Labels(self._templates, common.evidence_labels, missing)
+        # The longest missing-input label: what the trial renderings list as missing.
+        self._sample_missing = "x" * 80
+
+    # ---------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, cards_dir: Path) -> Catalogue:
+        common = load_spec(cards_dir / "common.yaml", CommonSpec)
+        families = {name: _Family(name, load_spec(cards_dir / f"{name}.yaml", FamilySpec))
+                    for name in FAMILIES}
+        catalogue = cls(common, families)
+        catalogue._check(cards_dir)
+        return catalogue
+
+    def _check(self, cards_dir: Path) -> None:
+        common_path = cards_dir / "common.yaml"
+        self._templates.compile(self.common.safety_reminders, f"{common_path}: safety_reminders")
+        self._templates.compile(self.common.data_gap_note, f"{common_path}: data_gap_note")
+        self._labels.check_evidence(str(common_path))
+        self._check_missing_labels(cards_dir)
+        for name, family in ((f.name, f) for f in self._by_rule.values()):
+            path = cards_dir / f"{name}.yaml"
+            spec = family.spec
+            if spec.source not in self.common.sources:
+                raise CatalogueError(f"{path}: source: unknown source {spec.source!r}")
+            for key, text in spec.notes.items():
+                self._trial_render(f"{path}: notes.{key}", text, spec.rule)
+            for outcome, o in spec.outcomes.items():
+                self._check_outcome(f"{path}: outcomes.{outcome}", o, spec.rule)
+
+    def _check_missing_labels(self, cards_dir: Path) -> None:
+        rendered: list[str] = []
+        seen: dict[str, str] = {}
+        for family in self._by_rule.values():
+            where = str(cards_dir / f"{family.name}.yaml")
+            rendered += self._labels.check_missing(where, family.spec.missing)
+            for code in family.spec.missing:
+                if code in seen:
+                    raise CatalogueError(f"{where}: missing.{code}: also said in {seen[code]}")
+                seen[code] = where
+        absent = self._labels.absent_missing()
+        if absent:
+            raise CatalogueError(f"{cards_dir}: no card family says the missing inputs {absent}")
+        self._sample_missing = max(rendered, key=len, default=self._sample_missing)
+
+    def _check_outcome(self, where: str, o: OutcomeSpec, rule: str) -> None:
+        if o.source is not None and o.source not in self.common.sources:
+            raise CatalogueError(f"{where}.source: unknown {o.source!r}")
+        summary = self._trial_render(f"{where}.summary", o.summary, rule)
+        if len(summary.strip()) > SUMMARY_MAX:
+            raise CatalogueError(
+                f"{where}.summary: {len(summary.strip())} characters with "
+                f"worst-case values (limit {SUMMARY_MAX}): {summary.strip()!r}")
+        self._trial_render(f"{where}.detail", o.detail, rule)
+        for i, s in enumerate(o.suggestions):
+            if s.note is not None:
+                self._trial_render(f"{where}.suggestions.{i}.note", s.note, rule)
+
+    def _trial_render(self, where: str, text: str, rule: str) -> str:
+        return self._templates.render(text, self._sample_context(rule), where, strip=False)
+
+    def _sample_context(self, rule: str) -> dict[str, Any]:
+        return {
+            "n": WorstCaseNumbers(),
+            "rule": rule,
+            "outcome": "x",
+            "tier": "critical",
+            "blocks": "itb-refill",
+            "missing": [self._sample_missing * 2],
+            "notes": [],
+            "evidence_md": "",
+            "numbers_md": "",
+            "patient_id": "p" * 64,
+            "today": "2099-12-31",
+            "unavailable": ["medication administrations", "observations"],
+        }
+
+    # ---------------------------------------------------------------- rendering
+
+    def render(self, findings: list[Finding], *, patient_id: str, now: datetime,
+               terminology_versions: dict[str, str],
+               unavailable: Sequence[str] = ()) -> list[Card]:
+        """One card per finding, in ``order(findings)``. ``unavailable``: prefetch keys that
+        could not be obtained; every card says so."""
+        ordered = self.order(findings)
+        labels = [self.common.prefetch_labels.get(k, k) for k in unavailable]
+        return [self._card(f, patient_id, now, terminology_versions, labels) for f in ordered]
+
+    @staticmethod
+    def order(findings: Sequence[Finding]) -> list[Finding]:
+        """The order cards are shown in: critical, warning, info (stable within a tier)."""
+        return sorted(findings, key=lambda f: _TIER_ORDER.get(f.tier, 3))
+
+    def _family(self, finding: Finding) -> tuple[FamilySpec, OutcomeSpec]:
+        family = self._by_rule.get(finding.rule)
+        if family is None:
+            raise CatalogueError(f"no card family for rule {finding.rule!r}")
+        outcome = family.spec.outcomes.get(finding.outcome)
+        if outcome is None:
+            raise CatalogueError(f"{finding.rule}: no card for outcome {finding.outcome!r}")
+        return family.spec, outcome
+
+    def _context(self, finding: Finding, patient_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "n": numbers_of(finding),
+            "rule": finding.rule,
+            "outcome": finding.outcome,
+            "tier": str(finding.tier),
+            "blocks": finding.blocks or "",
+            "missing": self._labels.missing(finding),
+            "notes": list(finding.notes),
+            "evidence_md": self._labels.evidence_md(finding),
+            "numbers_md": self._numbers_md(finding),
+            "patient_id": patient_id,
+            "today": now.date().isoformat(),
+        }
+
+    def _numbers_md(self, finding: Finding) -> str:
+        if not finding.numbers:
+            return ""
+        labels = self.common.number_labels
+        rows = ["| Number | Value | From |", "|---|---|---|"]
+        for n in finding.numbers:
+            view = NumberView(n.value, n.unit, n.source)
+            rows.append(f"| {md(labels.get(n.key, n.key))} | {md(view)} | "
+                        f"{md(n.source or '')} |")
+        return "\n".join(rows)
+
+    def _detail(self, family: FamilySpec, spec: OutcomeSpec, finding: Finding,
+                context: dict[str, Any], where: str) -> str:
+        parts = [self._templates.render(spec.detail, context, f"{where} detail")]
+        # A note whose text is empty is said elsewhere (the pump safety reminders).
+        rendered_notes = [
+            self._templates.render(family.notes[key], context, f"{where} note {key}")
+            for key in finding.notes if key in family.notes
+        ]
+        note_lines = ["- " + text for text in rendered_notes if text]
+        if note_lines:
+            parts.append("**Notes**\n\n" + "\n".join(note_lines))
+        if family.pump_card or (finding.device_ref is not None):
+            parts.append(self._templates.render(self.common.safety_reminders, context, "safety"))
+        if context["unavailable"]:
+            parts.append(self._templates.render(self.common.data_gap_note, context, "data gap"))
+        return blank_line_before_tables("\n\n".join(p for p in parts if p))
+
+    def _card(self, finding: Finding, patient_id: str, now: datetime,
+              terminology_versions: dict[str, str], unavailable: list[str]) -> Card:
+        family, spec = self._family(finding)
+        where = f"{finding.rule}/{finding.outcome}"
+        context = self._context(finding, patient_id, now)
+        context["unavailable"] = unavailable
+        summary = self._templates.render(spec.summary, context, f"{where} summary")
+        if len(summary) > SUMMARY_MAX:
+            summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
+        detail = self._detail(family, spec, finding, context, where)
+        src = self.common.sources[spec.source or family.source]
+        topic = Coding(system=self.common.code_system, code=finding.rule, display=family.topic)
+        suggestions = []
+        if finding.suggest:
+            suggestions = [self._suggestion(s, finding, context, patient_id, now, where)
+                           for s in spec.suggestions]
+        extension = self._extension(finding, context["missing"], terminology_versions)
+        return Card(
+            uuid=str(uuid.uuid4()),
+            summary=summary,
+            detail=detail,
+            indicator=finding.tier.value,
+            source=Source(label=src.label, url=src.url, topic=topic),
+            suggestions=suggestions,
+            selectionBehavior="at-most-one" if suggestions else None,
+            overrideReasons=[
+                OverrideReason(system=self.common.code_system, code=o.code, display=o.display)
+                for o in family.override_reasons
+                if not o.applies_to or finding.outcome in o.applies_to
+                or (finding.blocks is not None and finding.blocks in o.applies_to)
+            ],
+            links=[Link(label=link.label, url=link.url, type="absolute")
+                   for link in family.links],
+            extension={"itb-cds.finding": extension
+                       | ({"dataNotObtained": unavailable} if unavailable else {})},
+        )
+
+    def _extension(self, finding: Finding, missing: list[str],
+                   terminology_versions: dict[str, str]) -> dict[str, Any]:
+        dates = {n.key: n.value for n in finding.numbers
+                 if n.key.endswith("Date") and isinstance(n.value, str)}
+        body: dict[str, Any] = {
+            "rule": finding.rule,
+            "ruleVersion": finding.rule_version,
+            "outcome": finding.outcome,
+            "tier": finding.tier.value,
+            "catalogueVersion": self.version,
+            "valueSetVersions": dict(terminology_versions),
+            "numbers": {n.key: number_json(n) for n in finding.numbers},
+            "dates": dates,
+            "missing": list(missing),
+            "notes": list(finding.notes),
+            "evidence": [e.reference for e in finding.evidence if e.reference],
+        }
+        if finding.blocks:
+            body["blocks"] = finding.blocks
+        if finding.device_ref:
+            body["device"] = finding.device_ref
+        return body
+
+    def _suggestion(self, spec: SuggestionSpec, finding: Finding, context: dict[str, Any],
+                    patient_id: str, now: datetime, where: str) -> Suggestion:
+        resource: dict[str, Any] = {
+            "resourceType": "ServiceRequest",
+            "status": "draft",
+            "intent": "proposal",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "code": {
+                "coding": [{"system": self.common.code_system, "code": spec.code,
+                            "display": spec.text}],
+                "text": spec.text,
+            },
+            "authoredOn": now.isoformat(),
+        }
+        reasons = [r for r in finding.reason_refs if r.startswith(_REASON_TYPES)]
+        if reasons:
+            resource["reasonReference"] = [{"reference": r} for r in reasons]
+        support = [r for r in (finding.device_ref, *(
+            e.reference for e in finding.evidence)) if r and "/" in r]
+        if support:
+            resource["supportingInfo"] = [{"reference": r} for r in dict.fromkeys(support)]
+        before = finding.number(spec.before) if spec.before else None
+        notes = []
+        if before is not None and isinstance(before.value, str):
+            resource["occurrencePeriod"] = {"end": before.value}
+            notes.append(f"Before {before.value}.")
+        if spec.note is not None:
+            notes.append(self._templates.render(spec.note, context,
+                                                f"{where} suggestion note"))
+        if notes:
+            resource["note"] = [{"text": " ".join(notes)}]
+        return Suggestion(
+            label=spec.label,
+            uuid=str(uuid.uuid4()),
+            actions=[Action(type="create", description=spec.label, resource=resource)],
+        )

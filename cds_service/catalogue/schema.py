@@ -1,0 +1,109 @@
+"""The schema of cards/*.yaml (pydantic): a file that does not fit fails at load, naming the
+file, the path inside it and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class CatalogueError(RuntimeError):
+    """A catalogue file is missing, malformed or renders badly (names file, path, problem)."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Spec):
+    label: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https://\S+$")
+
+
+class OverrideSpec(_Spec):
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=1)
+    # Outcomes, or for data-quality cards the blocked rule ids, this reason fits; empty: all.
+    applies_to: tuple[str, ...] = ()
+
+
+class LinkSpec(_Spec):
+    label: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https://\S+$")
+
+
+class SuggestionSpec(_Spec):
+    label: str = Field(min_length=1)
+    code: str = Field(min_length=1)  # local code of urn:itb-cds:codes
+    text: str = Field(min_length=1)  # ServiceRequest.code.text
+    before: str | None = None  # number key of the date the request is due before
+    note: str | None = None  # template for ServiceRequest.note
+
+
+class OutcomeSpec(_Spec):
+    indicator: Literal["info", "warning", "critical"]
+    summary: str = Field(min_length=1)
+    detail: str = Field(min_length=1)
+    source: str | None = None  # key of common.yaml sources; default: the family's
+    suggestions: tuple[SuggestionSpec, ...] = ()
+
+
+class FamilySpec(_Spec):
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    rule: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    source: str
+    pump_card: bool = False  # safety reminders travel with the card
+    override_reasons: tuple[OverrideSpec, ...] = ()
+    links: tuple[LinkSpec, ...] = ()
+    notes: dict[str, str] = Field(default_factory=dict)
+    # Missing-input code -> label template (its words: the chart's, e.g. {{ agent }}).
+    missing: dict[str, str] = Field(default_factory=dict)
+    outcomes: dict[str, OutcomeSpec] = Field(min_length=1)
+
+
+class CommonSpec(_Spec):
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    code_system: str = Field(min_length=1)
+    sources: dict[str, SourceSpec]
+    number_labels: dict[str, str]
+    # Evidence-label code -> template of an evidence row's "What" (or of its value in words).
+    evidence_labels: dict[str, str]
+    safety_reminders: str = Field(min_length=1)
+    # Said on every card when some prefetch data could not be obtained (template gets
+    # ``unavailable``: the labels below of the keys that are missing).
+    data_gap_note: str = Field(min_length=1)
+    prefetch_labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _some(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        if not value:
+            raise ValueError("at least one source is needed")
+        return value
+
+
+# libyaml's loader when PyYAML was built with it: the pure-Python one dominated cold start.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_spec(path: Path, model: type[_M]) -> _M:
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise CatalogueError(f"{path}: {problems}") from exc

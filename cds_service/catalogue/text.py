@@ -1,0 +1,93 @@
+"""How card text reads: numbers as computed, whole days in words, chart text kept from becoming
+markdown, tables that render."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from cds_service.rules.finding import Finding, Number
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z")
+_TABLE_ROW = re.compile(r"^\s*\|")
+
+
+@dataclass(frozen=True, slots=True)
+class NumberView:
+    value: object
+    unit: str | None
+    source: str | None
+
+    def __str__(self) -> str:
+        if self.unit == "d" and isinstance(self.value, int | float) and not isinstance(
+                self.value, bool):
+            return days_in_words(self.value)
+        if isinstance(self.value, str) and _INSTANT.fullmatch(self.value):
+            return f"{self.value[:10]} {self.value[11:16]} UTC"
+        if isinstance(self.value, float):
+            # As computed (a mean drop of 1.25 is not 1.2), to three decimals at most.
+            text = f"{self.value:.3f}".rstrip("0").rstrip(".")
+        else:
+            text = str(self.value)
+        return f"{text} {self.unit}" if self.unit and self.unit not in ("a",) else (
+            f"{text} years" if self.unit == "a" else text)
+
+
+def days_in_words(days: float) -> str:
+    """Whole days in words: "today", "in 1 day", "in 152 days", "5 days ago"."""
+    whole = int(days)
+    if whole == 0:
+        return "today"
+    unit = "day" if abs(whole) == 1 else "days"
+    return f"in {whole} {unit}" if whole > 0 else f"{-whole} {unit} ago"
+
+
+def count_of(number: object, noun: str) -> str:
+    """ "1 agent", "2 agents": a count with its noun."""
+    value = number.value if isinstance(number, NumberView) else number
+    plural = noun if value == 1 else f"{noun}s"
+    return f"{number} {plural}"
+
+
+def blank_line_before_tables(text: str) -> str:
+    """Markdown needs a blank line before a table, whatever a template's whitespace did."""
+    lines = text.split("\n")
+    out: list[str] = []
+    for line in lines:
+        if _TABLE_ROW.match(line) and out and out[-1].strip() and not _TABLE_ROW.match(out[-1]):
+            out.append("")
+        out.append(line)
+    return "\n".join(out)
+
+
+def md(text: object) -> str:
+    """Chart text inside markdown: keep it from becoming markup."""
+    return str(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_").replace(
+        "\n", " ")
+
+
+class WorstCaseNumbers(Mapping[str, NumberView]):
+    """Every key present, with the longest plausible value: summaries are checked against it."""
+
+    def __getitem__(self, key: str) -> NumberView:
+        if key.endswith("Date"):
+            return NumberView("2099-12-31", None, "x" * 40)
+        return NumberView(99999.9, "mcg/day", "x" * 40)
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("dueDate", "volumeMl"))
+
+    def __len__(self) -> int:
+        return 2
+
+
+def numbers_of(finding: Finding) -> dict[str, NumberView]:
+    return {n.key: NumberView(n.value, n.unit, n.source) for n in finding.numbers}
+
+
+def number_json(n: Number) -> object:
+    return {"value": n.value, "unit": n.unit} if n.unit else n.value

@@ -1,0 +1,93 @@
+"""Which screening trial the outcome rule judges (clinical-rules.md section 3): the latest
+completed trial procedure or intrathecal baclofen bolus in the look-back, and its dose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cds_service.config import TrialSettings
+from cds_service.fhir.record import ProcedureFact, Quantity
+from cds_service.rules.chart import label, when
+from cds_service.rules.dose import dose_mcg, mass_mcg
+from cds_service.rules.finding import Evidence, EvidenceLabel, words
+from cds_service.rules.index import ChartIndex
+from cds_service.terminology import Units
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    at: datetime
+    refs: tuple[str, ...]
+    dose_mcg: float | None
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """One charted piece of a trial: the procedure, or the bolus given."""
+
+    at: datetime
+    ref: str
+    dose_mcg: float | None
+    evidence: Evidence
+
+
+def _dose_text(dose: float | None) -> str | None:
+    return f"{dose:g} mcg" if dose is not None else None
+
+
+def _procedure_dose(p: ProcedureFact, units: Units, settings: TrialSettings) -> float | None:
+    for value in (*p.notes, *(c.words() for c in p.used_codes), p.code.words()):
+        found = units.trial_dose_in_text.search(value or "")
+        if found:
+            return float(found.group(1))
+    for _url, ext_value in p.extensions:
+        if isinstance(ext_value, Quantity):
+            mcg = mass_mcg(ext_value, units)
+            if mcg is not None:
+                return mcg
+        if isinstance(ext_value, int | float) and not isinstance(ext_value, bool) and (
+                0 < ext_value <= settings.bare_dose_max_mcg):
+            return float(ext_value)
+    return None
+
+
+def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_Event]:
+    since = now - timedelta(days=settings.lookback_days)
+    units = chart.terms.units
+    events: list[_Event] = []
+    for trial in chart.trial_procedures:
+        p = trial.fact
+        if p.performed is None or not since <= p.performed <= now:
+            continue
+        dose = _procedure_dose(p, units, settings)
+        events.append(_Event(p.performed, p.ref, dose, Evidence(
+            EvidenceLabel.TRIAL_PROCEDURE, reference=p.ref, code=trial.match.token,
+            date=when(p.performed), value=_dose_text(dose),
+            words=words(name=label(p.code, "", chart.terms)))))
+    for m in chart.itb_given:
+        at = m.effective.start
+        if at is None or not since <= at <= now:
+            continue
+        dose = next((d for d in (dose_mcg(x.dose, units) for x in m.dosages) if d is not None),
+                    None)
+        events.append(_Event(at, m.ref, dose, Evidence(
+            EvidenceLabel.TRIAL_BOLUS, reference=m.ref, date=when(at), value=_dose_text(dose),
+            words=words(name=label(m.medication, "", chart.terms)))))
+    return sorted(events, key=lambda e: e.at)
+
+
+def latest_trial(chart: ChartIndex, now: datetime, settings: TrialSettings) -> Trial | None:
+    """The latest trial in the look-back; what was charted within settings.same_trial_hours
+    of it (the procedure and its bolus) is the same trial."""
+    events = _events(chart, now, settings)
+    if not events:
+        return None
+    last_at = events[-1].at
+    same = [e for e in events if last_at - e.at <= timedelta(hours=settings.same_trial_hours)]
+    # An administration's own dose beats a dose read from a procedure note.
+    doses = [e.dose_mcg for e in same if e.dose_mcg is not None]
+    at = min(e.at for e in same)
+    return Trial(at, tuple(e.ref for e in same), doses[-1] if doses else None,
+                 tuple(e.evidence for e in same))
