@@ -27,6 +27,7 @@ from jwt.exceptions import PyJWTError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cds_service.config import AuthMode, Settings
+from cds_service.errors import ConfigurationError
 
 Algorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 # Asymmetric only: a shared-secret (HS*) or unsigned (none) token could be minted by anyone
@@ -46,7 +47,7 @@ SANDBOX_ALGORITHMS: frozenset[str] = frozenset({"ES384"})
 _SANDBOX_JWKS_RESOURCE = "sandbox-jwks.json"
 
 
-class TrustConfigError(ValueError):
+class TrustConfigError(ConfigurationError, ValueError):
     """The trust configuration is unusable; the message says where and why."""
 
 

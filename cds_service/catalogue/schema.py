@@ -9,10 +9,12 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cds_service.errors import ConfigurationError
+
 _M = TypeVar("_M", bound=BaseModel)
 
 
-class CatalogueError(RuntimeError):
+class CatalogueError(ConfigurationError):
     """A catalogue file is missing, malformed or renders badly (names file, path, problem)."""
 
 

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from cds_service.config import Settings
+from cds_service.errors import ConfigurationError
 from cds_service.fhir.record import Coding, Concept
 from cds_service.terminology.files import (
     MaxDosesFile,
@@ -48,7 +49,7 @@ _M = TypeVar("_M", bound=BaseModel)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class TerminologyError(RuntimeError):
+class TerminologyError(ConfigurationError):
     pass
 
 
