@@ -127,10 +127,11 @@ def run(
              "a fixture's anchor, otherwise now).")] = None,
 ) -> None:
     """Print the cards a file produces, without starting a server (nothing is audited)."""
-    from cds_service.sandbox.demo import run_fixture
+    from cds_service.sandbox.demo import request_of, run_request
 
-    now = _instant(at) if at else None
-    status, body = asyncio.run(run_fixture(file, now, service))
+    settings = _settings()
+    spec, request, now = request_of(file, _instant(at) if at else None, service, settings)
+    status, body = asyncio.run(run_request(spec, request, now, settings))
     typer.echo(json.dumps(body, indent=2) if raw_json else _human(status, body))
     raise typer.Exit(0 if status == 200 else 1)
 

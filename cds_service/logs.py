@@ -53,8 +53,9 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # A read of a patient, as a path or a reference.
     (re.compile(r"\b(Patient/)[A-Za-z0-9\-.]{1,64}"), r"\1[id]"),
 )
-# httpx writes every request's full URL at INFO; below DEBUG it is held to warnings.
-_QUIET_BELOW_DEBUG = ("httpx", "httpcore")
+# httpx writes every request's full URL at INFO, alembic a line per plugin it loads: below
+# DEBUG both are held to warnings.
+_QUIET_BELOW_DEBUG = ("httpx", "httpcore", "alembic.runtime.plugins")
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 

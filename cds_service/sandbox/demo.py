@@ -107,10 +107,9 @@ def request_of(path: Path, now: datetime | None, service_id: str | None = None,
     return _service(service_id, data.get("hook")), data, at
 
 
-async def run_fixture(path: Path, now: datetime | None = None, service_id: str | None = None
-                      ) -> tuple[int, dict[str, Any]]:
-    settings = Settings()
-    service, request, at = request_of(path, now, service_id, settings)
+async def run_request(service: ServiceSpec, request: dict[str, Any], at: datetime,
+                      settings: Settings) -> tuple[int, dict[str, Any]]:
+    """The status and body the service would answer ``request`` with at ``at``."""
     engine = Engine.build(settings, lambda: at)
     try:
         result = await engine.invoke(service, request)
