@@ -28,23 +28,23 @@ class UserError(Exception):
     """A mistake in what the user asked for; the message is the whole answer."""
 
 
-def _mount_audit() -> None:
-    from cds_service.audit.cli import audit_app
-
-    app.add_typer(audit_app, name="audit", help="Audit log: migrate, verify, export, report.")
-
-
-_mount_audit()
-
-
-@app.callback()
-def _prepare() -> None:
-    # Every subcommand may open the default audit database (serve, audit ...): its folder
-    # must exist first. A settings mistake is reported by the command that needs settings.
+def _prepare_data_dir() -> None:
+    # The audit commands open the default database; its folder must exist first (serve
+    # creates it in create_app). A settings mistake is reported by the command itself.
     try:
         Settings().ensure_data_dir()
     except ValueError:
         pass
+
+
+def _mount_audit() -> None:
+    from cds_service.audit.cli import audit_app
+
+    app.add_typer(audit_app, name="audit", help="Audit log: migrate, verify, export, report.",
+                  callback=_prepare_data_dir)
+
+
+_mount_audit()
 
 
 def _settings() -> Settings:
