@@ -66,10 +66,11 @@ def test_every_scrape_counts_every_call_of_both_workers(tmp_path: Path) -> None:
         cards = {(labels["rule"], labels["indicator"]): value
                  for labels, value in samples(service.url, "itb_cds_cards_total")}
         assert cards == {("itb-refill", "critical"): 3.0}
-        outcomes = Counter({labels["outcome"]: int(value)
-                            for labels, value in samples(service.url, "itb_cds_calls_total")
-                            if labels["endpoint"] == "service" and value})
-        assert outcomes["cards"] == 3 and outcomes["required_data_missing"] == 3
+        outcomes: Counter[str] = Counter()
+        for labels, value in samples(service.url, "itb_cds_calls_total"):
+            if labels["endpoint"] == "service":
+                outcomes[labels["outcome"]] += int(value)
+        assert outcomes == {"cards": 3, "required_data_missing": 3, "rejected": 12}
         [(_, spooled)] = samples(service.url, "itb_cds_audit_spool_records")
         assert spooled == 0
         answered_by = {r["pid"] for r in service.records() if r["logger"] == "itb_cds.call"}
