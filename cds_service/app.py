@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from cds_service.api import health, services
 from cds_service.api.admin import admin_router
 from cds_service.api.errors import install_error_handlers
 from cds_service.api.middleware import CorsAndSecurityHeaders
+from cds_service.api.observe import CallObserver
 from cds_service.api.openapi import install_openapi
 from cds_service.config import AuthMode, Settings
 from cds_service.runtime import Runtime
@@ -25,6 +27,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service. ``clock`` is the rules' *now* (tests and demos inject one)."""
     settings = settings or Settings()
+    settings.ensure_data_dir()
 
     # Built here rather than in the lifespan so that a bad catalogue, value set or trust file
     # stops the process before it binds, with the loader's message.
@@ -44,13 +47,16 @@ def create_app(
         finally:
             await runtime.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in fastapi-offline, not from a CDN: /docs must
+    # work on a hospital network that reaches nothing outside.
+    app = FastAPIOffline(
         title="ITB CDS",
         version="0.1.0",
         summary="CDS Hooks decision support for intrathecal baclofen pump therapy",
         lifespan=lifespan,
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url="/docs/assets",
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -62,7 +68,9 @@ def create_app(
         from cds_service.sandbox import sandbox_routes  # imported only when mounted
 
         app.include_router(sandbox_routes(settings))  # /sandbox and /fhir (synthetic fixtures)
-    app.add_middleware(
-        CorsAndSecurityHeaders, origins=settings.cors_origins, page_prefixes=("/docs", "/sandbox")
+    app.add_middleware(CallObserver, metrics=runtime.metrics)
+    app.add_middleware(  # outermost: preflights are answered before anything else runs
+        CorsAndSecurityHeaders, origins=settings.cors_origins,
+        page_prefixes=("/docs", "/redoc", "/sandbox"),
     )
     return app

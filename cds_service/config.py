@@ -7,13 +7,38 @@ and the audit log can record, every number that drives a card.
 from __future__ import annotations
 
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+import platformdirs
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cds_service.logs import LOG_LEVEL_PATTERN, LogFormat
+
+# The checkout, for tests and scripts; nothing the service reads at run time is found from it
+# (an installed wheel has no checkout around it).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Hosts that mean "every interface": a client can never address the service by them.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+
+
+def packaged(name: str) -> Path:
+    """A data folder shipped inside the package (``cds_service/data/<name>``).
+
+    In the checkout these are links to the top-level ``cards/`` and ``fixtures/``, which stay
+    the reviewed sources; the wheel carries copies of them. A real path, because the loaders
+    walk folders: the service is installed unpacked, never imported from a zip.
+    """
+    return Path(str(resources.files("cds_service") / "data" / name))
+
+
+def default_data_dir() -> Path:
+    """Where the audit database and spool go when nothing says otherwise: the user's data
+    folder (``$XDG_DATA_HOME/itb-cds``, by default ``~/.local/share/itb-cds`` on Linux), never
+    the working directory or the source tree."""
+    return Path(platformdirs.user_data_dir("itb-cds", appauthor=False))
 
 
 class AuthMode(StrEnum):
@@ -89,6 +114,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The URL clients use; JWT audiences are checked against it. Unset, it follows host and
+    # port (so moving the port moves the audience with it); see _derived_defaults.
     public_base_url: str = "http://127.0.0.1:8000"
     # "*" by default: CDS clients authenticate with a bearer JWT, not cookies, and the Sandbox and
     # EHR web clients call from origins nobody can list in advance. Production may narrow it.
@@ -100,7 +127,10 @@ class Settings(BaseSettings):
     validation_memo_entries: int = Field(default=4096, ge=0)
     # Whole charts (PatientRecords) a worker remembers by their prefetch digests (0: none).
     record_memo_entries: int = Field(default=256, ge=0)
-    database_url: str = "sqlite:///itb-cds-audit.sqlite"
+    # The audit database and its spool default into data_dir (created 0700 on first use: the
+    # audit log holds patient identifiers); see _derived_defaults.
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = "sqlite:///audit.sqlite"
     auth_mode: AuthMode = AuthMode.OFF
     trust_sandbox: bool = False
     trust_file: Path | None = None
@@ -114,11 +144,14 @@ class Settings(BaseSettings):
     fhir_page_cap: int = Field(default=10, ge=1)
     fhir_timeout_seconds: float = Field(default=5.0, gt=0)
 
-    cards_dir: Path = PROJECT_ROOT / "cards"
-    fixtures_dir: Path = PROJECT_ROOT / "fixtures"
+    cards_dir: Path = Field(default_factory=lambda: packaged("cards"))
+    fixtures_dir: Path = Field(default_factory=lambda: packaged("fixtures"))
     # The integration sandbox (/sandbox page, /fhir over synthetic fixtures); off in production.
     sandbox_enabled: bool = True
-    spool_path: Path = Path("itb-cds-audit.spool")
+    spool_path: Path = Path("audit.spool")
+    # Every process (supervisor and each worker) logs at this level, in this format.
+    log_level: Annotated[str, Field(pattern=LOG_LEVEL_PATTERN)] = "info"
+    log_format: LogFormat = LogFormat.JSON
     local_code_system: str = "urn:itb-cds:codes"
     mas_alternate_codes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -136,6 +169,35 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> Settings:
+        given = self.model_fields_set
+        if "database_url" not in given:
+            self.database_url = f"sqlite:///{self.data_dir / 'audit.sqlite'}"
+        if "spool_path" not in given:
+            self.spool_path = self.data_dir / "audit.spool"
+        if "public_base_url" not in given:
+            if self.auth_mode is AuthMode.JWT and self.host in _WILDCARD_HOSTS:
+                # The audience would be http://0.0.0.0:...: every token refused, silently.
+                raise ValueError("ITB_CDS_PUBLIC_BASE_URL must be set when ITB_CDS_AUTH_MODE "
+                                 f"is jwt and the service binds to {self.host or 'all'} "
+                                 "(it is the audience every client token must name)")
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.public_base_url = f"http://{host}:{self.port}"
+        return self
+
+    def ensure_data_dir(self) -> None:
+        """Create ``data_dir`` when the audit database or the spool lives in it (an explicit
+        path elsewhere is the operator's to create: a missing folder there is reported)."""
+        database = self.data_dir / "audit.sqlite"
+        if self.database_url == f"sqlite:///{database}" or self.spool_path.parent == self.data_dir:
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def thresholds(self) -> dict[str, object]:
         """The clinical numbers in force, as recorded with every audit record. The four rule

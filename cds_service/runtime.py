@@ -52,7 +52,7 @@ class Runtime:
             engine=engine,
             store=store,
             auth=auth,
-            metrics=Metrics(),
+            metrics=Metrics(settings.spool_path),
             jwks_http=jwks_http,
             discovery=discovery_document(settings).to_wire(),
         )

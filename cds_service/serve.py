@@ -16,20 +16,30 @@ workers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TYPE_CHECKING
 
-log = logging.getLogger(__name__)
+from cds_service.logs import LogFormat, configure_logging, describe
+
+if TYPE_CHECKING:
+    import uvicorn
+
+log = logging.getLogger("itb_cds.serve")  # not __name__: under -m that is __main__
 
 APP = "cds_service.asgi:app"
 BACKLOG = 2048
@@ -41,6 +51,10 @@ STOP_GRACE_S = 20.0
 EARLY_DEATH_S = 10.0
 EARLY_DEATHS_TO_GIVE_UP = 5
 _PR_SET_PDEATHSIG = 1
+# prometheus_client's multiprocess mode: each worker writes its counts to files in this folder
+# and a scrape adds them up (cds_service/metrics.py). Read at import, so set before spawning.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+EXIT_STARTUP_FAILED = 3
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,27 @@ class ServeOptions:
     workers: int
     log_level: str = "info"
     access_log: bool = True
+    log_format: LogFormat = LogFormat.JSON
+
+
+class StartupFailed(RuntimeError):
+    """The app could not be built (settings, catalogue, value sets, trust): the message says
+    why, in one line."""
+
+
+def _uvicorn_config(options: ServeOptions) -> uvicorn.Config:
+    import uvicorn
+
+    # log_config=None: uvicorn's loggers keep the handler configure_logging installed, so its
+    # lines are redacted and formatted like the service's own.
+    config = uvicorn.Config(APP, host=options.host, port=options.port,
+                            log_level=options.log_level, access_log=options.access_log,
+                            log_config=None, proxy_headers=False, server_header=False)
+    try:
+        config.load()
+    except Exception as exc:  # the loaders' messages name the file and the fault
+        raise StartupFailed(describe(exc)) from None
+    return config
 
 
 def reuse_port_balances() -> bool:
@@ -81,14 +116,38 @@ def _worker(options: ServeOptions) -> None:
     import uvicorn
 
     _die_with_parent()
-    config = uvicorn.Config(APP, host=options.host, port=options.port,
-                            log_level=options.log_level, access_log=options.access_log,
-                            proxy_headers=False, server_header=False)
+    configure_logging(options.log_level, options.log_format)
     # The app first, the socket second: the kernel queues connections on a bound socket,
     # and a worker still importing would hold them for seconds.
-    config.load()
+    try:
+        config = _uvicorn_config(options)
+    except StartupFailed as exc:
+        log.critical("worker could not start: %s", exc)
+        sys.exit(EXIT_STARTUP_FAILED)
     sock = bind(options.host, options.port)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _worker_environment(options: ServeOptions) -> Iterator[None]:
+    """What every worker must agree on, exported before any starts: the address (settings
+    derive the public base URL, hence the JWT audience, from it), the log level and format,
+    and, with several workers, a metrics folder that this supervisor owns and removes."""
+    saved = dict(os.environ)
+    os.environ.update(ITB_CDS_HOST=options.host, ITB_CDS_PORT=str(options.port),
+                      ITB_CDS_LOG_LEVEL=options.log_level,
+                      ITB_CDS_LOG_FORMAT=str(options.log_format))
+    owned: str | None = None
+    if options.workers > 1 and not os.environ.get(METRICS_DIR_ENV):
+        owned = tempfile.mkdtemp(prefix="itb-cds-metrics-")
+        os.environ[METRICS_DIR_ENV] = owned
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
 
 
 class GaveUp(RuntimeError):
@@ -97,19 +156,34 @@ class GaveUp(RuntimeError):
 
 def serve(options: ServeOptions) -> None:
     """Run until SIGINT/SIGTERM; with one worker, or without SO_REUSEPORT balancing, this is
-    plain ``uvicorn.run``."""
-    if options.workers <= 1 or not reuse_port_balances():
-        import uvicorn
+    plain uvicorn. Raises ``StartupFailed`` (one worker) or ``GaveUp`` (several)."""
+    configure_logging(options.log_level, options.log_format)
+    with _worker_environment(options):
+        if options.workers <= 1:
+            import uvicorn
 
-        uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
-                    log_level=options.log_level, access_log=options.access_log,
-                    proxy_headers=False, server_header=False)
-        return
+            config = _uvicorn_config(options)
+            uvicorn.Server(config).run()
+        elif not reuse_port_balances():
+            import uvicorn
+
+            uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
+                        log_level=options.log_level, access_log=options.access_log,
+                        log_config=None, proxy_headers=False, server_header=False)
+        else:
+            _supervise(options)
+
+
+def _supervise(options: ServeOptions) -> None:
     if options.port == 0:
         raise ValueError("several workers need a fixed port to share")
     # Fail here, in the supervisor, when the port is taken: not N times in the workers. The
     # probe has no SO_REUSEPORT, so another instance's workers make it fail too.
-    bind(options.host, options.port, reuse_port=False).close()
+    try:
+        bind(options.host, options.port, reuse_port=False).close()
+    except OSError as exc:
+        raise StartupFailed(f"cannot listen on {options.host}:{options.port}: "
+                            f"{exc.strerror or exc}") from None
 
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()
@@ -137,6 +211,10 @@ def serve(options: ServeOptions) -> None:
                 if worker.is_alive():
                     continue
                 lived = time.monotonic() - started.pop(id(worker))
+                if worker.exitcode == EXIT_STARTUP_FAILED:
+                    # Its settings or data are wrong: another worker would fail the same way.
+                    raise GaveUp(f"a worker died within {lived:.1f} s of starting: it could "
+                                 "not start, and its log line above says why")
                 early_deaths = early_deaths + 1 if lived < EARLY_DEATH_S else 0
                 if early_deaths >= EARLY_DEATHS_TO_GIVE_UP:
                     raise GaveUp(f"{early_deaths} workers in a row died within "
@@ -173,14 +251,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
-    parser.add_argument("--log-level", default="info")
+    levels = ("debug", "info", "warning", "error", "critical")
+    parser.add_argument("--log-level", choices=levels, type=str.lower,
+                        default=os.environ.get("ITB_CDS_LOG_LEVEL", "info").lower())
+    parser.add_argument("--log-format", choices=[f.value for f in LogFormat],
+                        default=os.environ.get("ITB_CDS_LOG_FORMAT", LogFormat.JSON.value))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         serve(ServeOptions(host=args.host, port=args.port, workers=args.workers,
-                           log_level=args.log_level, access_log=args.access_log))
-    except GaveUp as exc:
+                           log_level=args.log_level, access_log=args.access_log,
+                           log_format=LogFormat(args.log_format)))
+    except (GaveUp, StartupFailed) as exc:
         print(f"cds_service.serve: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 

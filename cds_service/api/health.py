@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
@@ -34,4 +35,5 @@ async def ready(request: Request) -> Response:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
-    return PlainTextResponse(rt.metrics.render(), media_type="text/plain; version=0.0.4")
+    body = await run_in_threadpool(rt.metrics.render)  # reads every worker's files
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)

@@ -109,6 +109,7 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
         for item in parsed.feedback
     ]
     summary = await rt.store.record_feedback_async(service.id, records)
+    rt.metrics.feedback(service.id, records)
     return JsonResponse(
         {
             "spooled": summary.spooled,
