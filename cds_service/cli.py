@@ -69,7 +69,7 @@ def serve(
     With several workers each has its own SO_REUSEPORT socket, so the persistent connections
     of an EHR spread evenly over them.
     """
-    from cds_service.api.trust import load_trust
+    from cds_service.auth.trust import load_trust
     from cds_service.serve import GaveUp, ServeOptions, StartupFailed
     from cds_service.serve import serve as run_workers
 
