@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from cds_service.config import Settings
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
@@ -37,10 +35,11 @@ def serve(
 ) -> None:
     """Start the service on embedded defaults (SQLite audit log, demo fixtures). With several
     workers each has its own SO_REUSEPORT socket, so persistent connections spread evenly."""
+    from cds_service.profile import settings_or_exit
     from cds_service.serve import GaveUp, ServeOptions
     from cds_service.serve import serve as run_workers
 
-    settings = Settings()
+    settings = settings_or_exit("itb-cds serve", host)  # one line per refusal, exit 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         run_workers(ServeOptions(host=host or settings.host, port=port or settings.port,

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,22 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _limits() -> dict[str, Any]:
+    """uvicorn keywords for the header, timeout and connection limits of the ITB_CDS_*
+    settings (cds_service/api/connections.py): every worker runs with them."""
+    from cds_service.api.connections import uvicorn_options
+    from cds_service.config import Settings
+
+    return uvicorn_options(Settings())
+
+
 def _worker(options: ServeOptions) -> None:
     import uvicorn
 
     _die_with_parent()
     config = uvicorn.Config(APP, host=options.host, port=options.port,
                             log_level=options.log_level, access_log=options.access_log,
-                            proxy_headers=False, server_header=False)
+                            proxy_headers=False, server_header=False, **_limits())
     # The app first, the socket second: the kernel queues connections on a bound socket,
     # and a worker still importing would hold them for seconds.
     config.load()
@@ -103,7 +113,7 @@ def serve(options: ServeOptions) -> None:
 
         uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
                     log_level=options.log_level, access_log=options.access_log,
-                    proxy_headers=False, server_header=False)
+                    proxy_headers=False, server_header=False, **_limits())
         return
     if options.port == 0:
         raise ValueError("several workers need a fixed port to share")
@@ -175,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    from cds_service.profile import settings_or_exit
+
+    settings_or_exit("cds_service.serve", args.host)  # one line per refusal, exit 2
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
