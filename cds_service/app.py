@@ -13,10 +13,12 @@ from fastapi_offline import FastAPIOffline
 from cds_service.api import health, services
 from cds_service.api.admin import admin_router
 from cds_service.api.errors import install_error_handlers
+from cds_service.api.limits import RequestLimits
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.observe import CallObserver
 from cds_service.api.openapi import install_openapi
 from cds_service.config import AuthMode, Settings
+from cds_service.profile import enforce, startup_warnings
 from cds_service.runtime import Runtime
 
 log = logging.getLogger("itb_cds")
@@ -27,6 +29,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service. ``clock`` is the rules' *now* (tests and demos inject one)."""
     settings = settings or Settings()
+    enforce(settings)  # the profile's refusals (ConfigurationError), before anything opens
     settings.ensure_data_dir()
 
     # Built here rather than in the lifespan so that a bad catalogue, value set or trust file
@@ -42,6 +45,8 @@ def create_app(
             )
         else:
             log.info("auth mode: jwt")
+        for warning in startup_warnings(settings):
+            log.warning(warning)
         try:
             yield
         finally:
@@ -68,9 +73,11 @@ def create_app(
         from cds_service.sandbox import sandbox_routes  # imported only when mounted
 
         app.include_router(sandbox_routes(settings))  # /sandbox and /fhir (synthetic fixtures)
-    app.add_middleware(CallObserver, metrics=runtime.metrics)
+    app.add_middleware(RequestLimits, settings=settings)  # inside CORS: its 503s get headers
+    app.add_middleware(CallObserver, metrics=runtime.metrics)  # counts the limits' 503s too
     app.add_middleware(  # outermost: preflights are answered before anything else runs
         CorsAndSecurityHeaders, origins=settings.cors_origins,
         page_prefixes=("/docs", "/redoc", "/sandbox"),
+        cors_prefixes=("/cds-services",), routes=app.routes,
     )
     return app

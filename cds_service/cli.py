@@ -70,6 +70,7 @@ def serve(
     of an EHR spread evenly over them.
     """
     from cds_service.auth.trust import load_trust
+    from cds_service.profile import refuse_or_exit
     from cds_service.serve import GaveUp, ServeOptions, StartupFailed
     from cds_service.serve import serve as run_workers
 
@@ -81,6 +82,7 @@ def serve(
             settings = Settings(**overrides)
         except ValueError as exc:
             raise UserError(f"settings: {describe(exc)}") from None
+    refuse_or_exit(f"{PROG} serve", settings, settings.host)  # one line per refusal, exit 2
     load_trust(settings)  # TrustConfigError: JWT mode with nobody trusted, a bad trust file
     try:
         run_workers(ServeOptions(host=settings.host, port=settings.port, workers=workers,

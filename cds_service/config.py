@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.logs import LOG_LEVEL_PATTERN, LogFormat
@@ -44,6 +44,13 @@ def default_data_dir() -> Path:
 class AuthMode(StrEnum):
     OFF = "off"
     JWT = "jwt"
+
+
+class Profile(StrEnum):
+    """What the service refuses to start with: see cds_service/profile.py."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
 
 
 class CandidacySettings(BaseModel):
@@ -139,6 +146,37 @@ class Settings(BaseSettings):
     jwks_cache_seconds: int = Field(default=3600, ge=0)
     jwks_allow_http: bool = False
     admin_token: str | None = None
+
+    # Security and limits (profiles). cds_service/profile.py refuses to start a production
+    # profile that leaves any of these open; every limit is per worker process.
+    profile: Profile = Profile.DEVELOPMENT
+    # FHIR servers the service may query (base URLs; a fhirServer at or below one matches),
+    # besides those the trust file allows per issuer/tenant; loopback too in development.
+    fhir_server_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Keys of the audit chain's HMAC links: a secret, and/or a file of keys (one a line,
+    # oldest first; the last is current unless audit_hmac_key is set). Old keys verify.
+    audit_hmac_key: SecretStr | None = None
+    audit_hmac_key_file: Path | None = None
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers: 431
+    max_header_count: int = Field(default=100, ge=8)  # 431 above it
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # connect/first byte to headers
+    body_timeout_seconds: float = Field(default=30.0, gt=0)  # headers to the body's last byte
+    keep_alive_seconds: float = Field(default=5.0, gt=0)  # idle between requests
+    max_connections: int = Field(default=512, ge=1)  # then idle ones are closed, or 503
+    max_in_flight: int = Field(default=64, ge=1)  # requests being answered; 503 beyond
+    max_body_bytes_in_flight: int = Field(default=32 * 1024 * 1024, ge=1024)  # 503 beyond
+    retry_after_seconds: int = Field(default=1, ge=1)  # Retry-After of those 503s
+    fhir_max_bytes_per_call: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    admin_failure_delay_seconds: float = Field(default=1.0, ge=0)  # each refused admin call
+    admin_failures_per_minute: int = Field(default=10, ge=1)  # then 429 without a delay
+    # TLS in the service itself (uvicorn's TLS, every worker); or terminate it in a proxy.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @field_validator("fhir_server_allowlist", mode="before")
+    @classmethod
+    def _allowlist_csv(cls, value: object) -> object:
+        return _split_csv(value)
 
     fhir_budget_seconds: float = Field(default=2.0, gt=0)
     fhir_page_cap: int = Field(default=10, ge=1)

@@ -19,7 +19,13 @@ from pydantic import ValidationError
 from cds_service.audit.chain import payload_digest
 from cds_service.catalogue import Catalogue
 from cds_service.config import Settings
-from cds_service.errors import InvalidRequest, RequiredDataMissing, validation_details
+from cds_service.errors import (
+    FhirServerNotAllowed,
+    InvalidRequest,
+    RequiredDataMissing,
+    validation_details,
+)
+from cds_service.fhir.allowlist import FhirServerPolicy, FhirServerRefused
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.memo import RecordMemo, ValidationMemo
 from cds_service.fhir.parse import Screen
@@ -84,6 +90,7 @@ class Engine:
     catalogue: Catalogue
     fhir: FhirClient
     clock: Callable[[], datetime]
+    servers: FhirServerPolicy = field(default_factory=FhirServerPolicy)
     screen: Screen = field(init=False)
     validation_memo: ValidationMemo = field(init=False)
     record_memo: RecordMemo = field(init=False)
@@ -94,15 +101,18 @@ class Engine:
         self.record_memo = RecordMemo(self.settings.record_memo_entries)
 
     @classmethod
-    def build(cls, settings: Settings, clock: Callable[[], datetime]) -> Engine:
+    def build(cls, settings: Settings, clock: Callable[[], datetime],
+              servers: FhirServerPolicy | None = None) -> Engine:
         """Load the value sets and the card catalogue (a bad one stops here) and open the
-        process's FHIR client; ``aclose`` closes it."""
+        process's FHIR client; ``aclose`` closes it. ``servers``: which FHIR servers may be
+        queried (default: the settings' allowlist, without per-issuer entries)."""
         return cls(
             settings,
             Terminology.load(settings),
             Catalogue.load(settings.cards_dir),
             FhirClient(settings),
             clock,
+            servers if servers is not None else FhirServerPolicy.for_settings(settings),
         )
 
     async def aclose(self) -> None:
@@ -177,20 +187,28 @@ class Engine:
             cards=cards,
         )
 
-    async def invoke(self, service: ServiceSpec, body: Any) -> CallResult:
-        """Answer one call. Raises InvalidRequest (nothing done, nothing to audit) or
-        RequiredDataMissing (carrying the trace to audit)."""
+    async def invoke(self, service: ServiceSpec, body: Any, *, issuer: str | None = None,
+                     tenant: str | None = None) -> CallResult:
+        """Answer one call (``issuer``/``tenant``: the verified caller, which decides the FHIR
+        servers it may name). Raises InvalidRequest or FhirServerNotAllowed (nothing done,
+        nothing to audit) or RequiredDataMissing (carrying the trace to audit)."""
         call = self._parse(service, body)
         request, context = call.request, call.context
-        resolved = await resolve(
-            service.templates(self.settings),
-            request.context,
-            request.prefetch,
-            request.fhirServer,
-            request.access_token(),
-            self.fhir,
-            self.settings.fhir_budget_seconds,
-        )
+        server = request.fhirServer
+        try:
+            resolved = await resolve(
+                service.templates(self.settings),
+                request.context,
+                request.prefetch,
+                server,
+                request.access_token(),
+                self.fhir,
+                self.settings.fhir_budget_seconds,
+                server_allowed=server is None or self.servers.allows(server, issuer, tenant),
+            )
+        except FhirServerRefused:
+            raise FhirServerNotAllowed("fhirServer is not a FHIR server this service may "
+                                       "query for this client") from None
         now = self.clock()
         missing = required_missing(resolved, service.required_keys)
         if missing:

@@ -36,6 +36,11 @@ class RequiredDataMissing(CdsError):
         self.trace = trace
 
 
+class FhirServerNotAllowed(CdsError):
+    """The call names a fhirServer this service may not query for this caller. Nothing was
+    sent to it, and the answer says nothing of what is there."""
+
+
 class ConfigurationError(RuntimeError):
     """The service's own files or settings are unusable: the process must not start."""
 

@@ -11,11 +11,13 @@ from typing import Any
 import httpx
 
 from cds_service.api.discovery import discovery_document
+from cds_service.audit.database import AuditUnavailable
 from cds_service.audit.store import AuditStore
-from cds_service.auth.replay import DatabaseReplayCache
+from cds_service.auth.replay import DatabaseReplayCache, FallbackReplayCache
 from cds_service.auth.tokens import Authenticator
 from cds_service.config import Settings
 from cds_service.engine import Engine
+from cds_service.fhir.allowlist import FhirServerPolicy
 from cds_service.fhir.client import shared_ssl_context
 from cds_service.metrics import Metrics
 
@@ -35,10 +37,10 @@ class Runtime:
     metrics: Metrics
     jwks_http: httpx.AsyncClient
     discovery: dict[str, Any]
+    replay: FallbackReplayCache
 
     @classmethod
     def start(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Runtime:
-        engine = Engine.build(settings, clock or system_clock)
         store = AuditStore(settings)
         try:
             store.migrate()  # replays the spool too
@@ -46,7 +48,12 @@ class Runtime:
             log.error("audit database unavailable at startup (%s): spooling", type(exc).__name__)
         jwks_http = httpx.AsyncClient(verify=shared_ssl_context(), timeout=5.0,
                                       follow_redirects=False)
-        auth = Authenticator(settings, jwks_http, DatabaseReplayCache(store.database))
+        replay = FallbackReplayCache(DatabaseReplayCache(store.database),
+                                     outages=(AuditUnavailable,))
+        auth = Authenticator(settings, jwks_http, replay)
+        # After the trust file: it names the FHIR servers each issuer's calls may use.
+        servers = FhirServerPolicy.for_settings(settings, auth.trust.issuers.values())
+        engine = Engine.build(settings, clock or system_clock, servers)
         return cls(
             settings=settings,
             engine=engine,
@@ -55,6 +62,7 @@ class Runtime:
             metrics=Metrics(settings.spool_path),
             jwks_http=jwks_http,
             discovery=discovery_document(settings).to_wire(),
+            replay=replay,
         )
 
     async def close(self) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cds_service.logs import LogFormat, configure_logging, describe
 
@@ -79,7 +79,8 @@ def _uvicorn_config(options: ServeOptions) -> uvicorn.Config:
     # lines are redacted and formatted like the service's own.
     config = uvicorn.Config(APP, host=options.host, port=options.port,
                             log_level=options.log_level, access_log=options.access_log,
-                            log_config=None, proxy_headers=False, server_header=False)
+                            log_config=None, proxy_headers=False, server_header=False,
+                            **_limits())
     try:
         config.load()
     except Exception as exc:  # the loaders' messages name the file and the fault
@@ -110,6 +111,15 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _limits() -> dict[str, Any]:
+    """uvicorn keywords for the header, timeout and connection limits of the ITB_CDS_*
+    settings (cds_service/api/connections.py): every worker runs with them."""
+    from cds_service.api.connections import uvicorn_options
+    from cds_service.config import Settings
+
+    return uvicorn_options(Settings())
 
 
 def _worker(options: ServeOptions) -> None:
@@ -169,7 +179,8 @@ def serve(options: ServeOptions) -> None:
 
             uvicorn.run(APP, host=options.host, port=options.port, workers=options.workers,
                         log_level=options.log_level, access_log=options.access_log,
-                        log_config=None, proxy_headers=False, server_header=False)
+                        log_config=None, proxy_headers=False, server_header=False,
+                        **_limits())
         else:
             _supervise(options)
 
@@ -257,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-format", choices=[f.value for f in LogFormat],
                         default=os.environ.get("ITB_CDS_LOG_FORMAT", LogFormat.JSON.value))
     args = parser.parse_args(argv)
+    from cds_service.profile import settings_or_exit
+
+    settings_or_exit("cds_service.serve", args.host)  # one line per refusal, exit 2
     try:
         serve(ServeOptions(host=args.host, port=args.port, workers=args.workers,
                            log_level=args.log_level, access_log=args.access_log,

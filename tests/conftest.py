@@ -85,11 +85,12 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 serving ``app`` in a background thread."""
 
-    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None, **options: Any) -> None:
+        """``options``: more uvicorn.Config keywords (the service's connection limits)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+                                lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.api.responses import JsonResponse
-from cds_service.errors import CdsError, InvalidRequest, RequiredDataMissing, validation_details
+from cds_service.errors import (
+    CdsError,
+    FhirServerNotAllowed,
+    InvalidRequest,
+    RequiredDataMissing,
+    validation_details,
+)
 
 log = logging.getLogger("itb_cds.api")
 
@@ -26,6 +32,7 @@ _ISSUE_CODES = {
     413: "too-costly",
     415: "not-supported",
     422: "invalid",
+    431: "too-costly",
     429: "throttled",
     500: "exception",
     503: "transient",
@@ -81,7 +88,8 @@ def outcome_response(
 
 
 # The HTTP status of each domain error: the one place the engine's errors meet HTTP.
-_DOMAIN_STATUS: dict[type[CdsError], int] = {InvalidRequest: 400, RequiredDataMissing: 412}
+_DOMAIN_STATUS: dict[type[CdsError], int] = {
+    InvalidRequest: 400, RequiredDataMissing: 412, FhirServerNotAllowed: 403}
 
 
 def domain_error_outcome(exc: CdsError) -> tuple[int, dict[str, Any]]:

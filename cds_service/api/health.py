@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from cds_service.api.responses import JsonResponse
+from cds_service.profile import startup_warnings
 from cds_service.runtime import Runtime
 
 router = APIRouter()
@@ -22,14 +23,36 @@ async def health() -> Response:
 async def ready(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     database_ok = await run_in_threadpool(rt.store.ping)
-    body = {
-        "status": "ready" if database_ok else "not-ready",
+    degraded = degraded_reasons(rt, database_ok)
+    body: dict[str, object] = {
+        "status": "degraded" if degraded else "ready",
         "database": "ok" if database_ok else "unreachable (audit records are spooled)",
         "catalogue": rt.engine.catalogue.version,
         "valueSets": rt.engine.terminology.versions,
         "authMode": rt.settings.auth_mode.value,
     }
-    return JsonResponse(body, status_code=200 if database_ok else 503)
+    if degraded:
+        body["degraded"] = degraded
+    if warnings := startup_warnings(rt.settings):
+        body["warnings"] = warnings
+    return JsonResponse(body, status_code=503 if degraded else 200)
+
+
+def degraded_reasons(rt: Runtime, database_ok: bool) -> list[str]:
+    """Why the service answers calls but not as it should (503, so a human looks): the
+    database (a ping passes on a full disk, so failing writes count too), the spool, the
+    replay cache."""
+    reasons = []
+    if not database_ok:
+        reasons.append("audit database unreachable: records are spooled")
+    failing = rt.store.failing
+    if failing is not None:
+        reasons.append(f"{failing[1]} (since {failing[0].isoformat(timespec='seconds')})")
+    if rt.store.spool.has_items():
+        reasons.append("audit records in the spool wait for the database")
+    if (replay := rt.replay.degraded) is not None:
+        reasons.append(replay)
+    return reasons
 
 
 @router.get("/metrics")

@@ -17,7 +17,9 @@ from cds_service.hooks.models import CdsRequest, CdsResponse, Discovery, Feedbac
 from cds_service.services import SERVICES_BY_ID
 
 REF = "#/components/schemas/{model}"
-ERROR_STATUSES = ("400", "401", "404", "405", "412", "413", "415", "500", "503")
+ERROR_STATUSES = ("400", "401", "403", "404", "405", "412", "413", "415", "500", "503")
+ADMIN_STATUSES = ("400", "401", "404", "409", "429", "500", "503")
+FHIR_STATUSES = ("400", "404", "500", "503")
 
 OPERATION_OUTCOME: dict[str, Any] = {
     "type": "object",
@@ -54,14 +56,14 @@ def _content(schema: dict[str, Any], *media: str) -> dict[str, Any]:
     return {m: {"schema": schema} for m in media}
 
 
-def _errors() -> dict[str, Any]:
+def _errors(statuses: tuple[str, ...] = ERROR_STATUSES) -> dict[str, Any]:
     body = {"$ref": "#/components/schemas/OperationOutcome"}
     return {
         code: {
             "description": "FHIR OperationOutcome",
             "content": _content(body, "application/fhir+json", "application/json"),
         }
-        for code in ERROR_STATUSES
+        for code in statuses
     }
 
 
@@ -122,6 +124,13 @@ def documented_openapi(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
         }
     for path in ("/cds-services/{service_id}", "/cds-services/{service_id}/feedback"):
         paths[path]["post"]["responses"].pop("422", None)  # schema violations answer 400
+    for path, operations in paths.items():
+        if path.startswith("/admin/"):  # present only when admin is on (api/admin.py)
+            operations["get"]["responses"].update(_errors(ADMIN_STATUSES))
+        elif path.startswith("/fhir"):  # present only when the sandbox is on
+            ok = {"description": "FHIR resource or Bundle",
+                  "content": _content({"type": "object"}, "application/fhir+json")}
+            operations["get"]["responses"] = {"200": ok, **_errors(FHIR_STATUSES)}
     return doc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,17 +13,17 @@ from starlette.responses import Response
 from cds_service.api.body import read_json
 from cds_service.api.errors import ApiError
 from cds_service.api.responses import JsonResponse
-from cds_service.audit.database import AuditUnavailable
 from cds_service.audit.models import ClientIdentity as AuditClient
 from cds_service.audit.models import FeedbackRecord
 from cds_service.audit.trace import call_record
 from cds_service.auth.tokens import ClientIdentity, Unauthorized
-from cds_service.errors import RequiredDataMissing, validation_details
+from cds_service.errors import FhirServerNotAllowed, RequiredDataMissing, validation_details
 from cds_service.hooks.models import FeedbackItem, FeedbackRequest
 from cds_service.runtime import Runtime
 from cds_service.services import SERVICES_BY_ID, ServiceSpec
 
 router = APIRouter()
+log = logging.getLogger("itb_cds.api")
 
 
 def runtime(request: Request) -> Runtime:
@@ -36,10 +37,6 @@ async def client_identity(request: Request) -> ClientIdentity | None:
         return await rt.auth.authenticate(request.headers.get("authorization"), request.url.path)
     except Unauthorized:
         raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"}) from None
-    except AuditUnavailable:
-        # The replay cache lives in the audit database: without it a token cannot be checked
-        # for reuse, so the call is refused (fail closed) as a dependency outage.
-        raise ApiError(503, "service temporarily unavailable") from None
 
 
 Identity = Annotated[ClientIdentity | None, Depends(client_identity)]
@@ -67,7 +64,12 @@ async def invoke(service_id: str, request: Request, identity: Identity) -> Respo
     client = AuditClient(iss=identity.iss, sub=identity.sub, tenant=identity.tenant) \
         if identity else None
     try:
-        result = await rt.engine.invoke(service, body)
+        result = await rt.engine.invoke(service, body, issuer=identity.iss if identity else None,
+                                        tenant=identity.tenant if identity else None)
+    except FhirServerNotAllowed:
+        log.warning("refused a %s call naming a fhirServer outside the allowlist (issuer %s)",
+                    service.id, identity.iss if identity else "-")
+        raise
     except RequiredDataMissing as exc:
         # The call happened (queries were sent): it is audited before the 412 leaves.
         record = call_record(exc.trace, client)
@@ -93,21 +95,10 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
     except ValidationError as exc:
         raise ApiError(400, "invalid feedback", details=validation_details(exc.errors())) from None
     received = datetime.now(UTC)
-    records = [
-        FeedbackRecord(
-            card_uuid=item.card,
-            outcome=item.outcome,
-            outcome_timestamp=item.outcomeTimestamp,
-            accepted_suggestions=[s.id for s in item.acceptedSuggestions],
-            override_reason_code=_reason(item, "code"),
-            override_reason_system=_reason(item, "system"),
-            override_reason_display=_reason(item, "display"),
-            user_comment=item.overrideReason.userComment if item.overrideReason else None,
-            service_id=service.id,
-            received_at=received,
-        )
-        for item in parsed.feedback
-    ]
+    try:
+        records = _feedback_records(service.id, parsed, received)
+    except ValidationError as exc:  # the wire model bounds what the record holds; a backstop
+        raise ApiError(400, "invalid feedback", details=validation_details(exc.errors())) from None
     summary = await rt.store.record_feedback_async(service.id, records)
     rt.metrics.feedback(service.id, records)
     return JsonResponse(
@@ -118,6 +109,25 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
             "unknownCards": summary.unknown_cards,
         }
     )
+
+
+def _feedback_records(service_id: str, parsed: FeedbackRequest, received: datetime
+                      ) -> list[FeedbackRecord]:
+    return [
+        FeedbackRecord(
+            card_uuid=item.card,
+            outcome=item.outcome,
+            outcome_timestamp=item.outcomeTimestamp,
+            accepted_suggestions=[s.id for s in item.acceptedSuggestions],
+            override_reason_code=_reason(item, "code"),
+            override_reason_system=_reason(item, "system"),
+            override_reason_display=_reason(item, "display"),
+            user_comment=item.overrideReason.userComment if item.overrideReason else None,
+            service_id=service_id,
+            received_at=received,
+        )
+        for item in parsed.feedback
+    ]
 
 
 def _reason(item: FeedbackItem, attr: str) -> str | None:

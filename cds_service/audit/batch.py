@@ -8,19 +8,22 @@ cost more than the I/O of a write. Driver errors are translated back into SQLAlc
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from cds_service.audit.chain import link_hash
+from cds_service.audit.chain import canonical_json, link_hash
 from cds_service.audit.entry import (
     Prepared,
     PreparedCall,
     PreparedFeedback,
     entry_body,
     feedback_payload,
+    utc_text,
 )
+from cds_service.audit.keyring import AuditKey
 from cds_service.audit.models import FeedbackSummary
 
 
@@ -30,13 +33,14 @@ class BatchSql:
     def __init__(self, *, postgres: bool) -> None:
         self.mark = "%s" if postgres else "?"
         m = self.mark
-        self.head = "SELECT seq, hash FROM audit_head WHERE id = 1"
+        self.head = "SELECT seq, hash, key_id FROM audit_head WHERE id = 1"
         self.insert_entry = (
             "INSERT INTO audit_entry (seq, kind, entry_key, hook_instance, card_uuid, "
-            f"occurred_at, body, prev_hash, hash) VALUES ({', '.join([m] * 9)})")
+            f"occurred_at, body, prev_hash, hash, key_id) VALUES ({', '.join([m] * 10)})")
         self.insert_card = (
             f"INSERT INTO audit_card (card_uuid, hook_instance, seq) VALUES ({m}, {m}, {m})")
-        self.update_head = f"UPDATE audit_head SET seq = {m}, hash = {m} WHERE id = 1"
+        self.update_head = (
+            f"UPDATE audit_head SET seq = {m}, hash = {m}, key_id = {m} WHERE id = 1")
 
     def marks(self, count: int) -> str:
         return ", ".join([self.mark] * count)
@@ -57,9 +61,10 @@ class _BatchWriter:
     same batch; a feedback item joins the first call that showed its card, stored or batched.
     """
 
-    def __init__(self, conn: Connection, sql: BatchSql) -> None:
+    def __init__(self, conn: Connection, sql: BatchSql, key: AuditKey | None) -> None:
         self.conn = conn
         self.sql = sql
+        self.key = key
         # The driver's own cursor, inside SQLAlchemy's transaction: per statement it costs
         # ~2 us where exec_driver_sql costs ~27 us; errors are translated back below.
         self.cursor = conn.connection.cursor()
@@ -113,22 +118,29 @@ class _BatchWriter:
         seen_feedback = self._existing("feedback", [r.key for r in feedback]) if feedback \
             else set()
         card_calls = self._card_calls([r.card_uuid for r in feedback]) if feedback else {}
-        [(head_seq, head_hash)] = self._run(self.sql.head, ())
+        [(head_seq, head_hash, head_key_id)] = self._run(self.sql.head, ())
         seq, prev = int(head_seq), str(head_hash)
         entries: list[tuple[object, ...]] = []
         cards: list[tuple[str, str, int]] = []
         results: list[FeedbackSummary] = []
+        key_id = self.key.key_id if self.key is not None else None
 
         def append(kind: str, key: str, hook_instance: str | None, card_uuid: str | None,
                    occurred_at: str, payload: str) -> None:
             nonlocal seq, prev
             seq += 1
             body = entry_body(seq=seq, kind=kind, key=key, hook_instance=hook_instance,
-                              card_uuid=card_uuid, occurred_at=occurred_at, payload=payload)
-            digest = link_hash(prev, body)
+                              card_uuid=card_uuid, occurred_at=occurred_at, payload=payload,
+                              key_id=key_id)
+            digest = self.key.link(prev, body) if self.key is not None else link_hash(prev, body)
             entries.append((seq, kind, key, hook_instance, card_uuid, occurred_at, body, prev,
-                            digest))
+                            digest, key_id))
             prev = digest
+
+        if key_id is not None and head_key_id != key_id:
+            # The first link under a key (a new one, or the first ever) says so in the chain.
+            append("key", f"{key_id}@{seq + 1}", None, None, utc_text(datetime.now(UTC)),
+                   _key_payload(key_id, head_key_id))
 
         for item in items:
             summary = FeedbackSummary()
@@ -160,14 +172,21 @@ class _BatchWriter:
             self._run(self.sql.insert_entry, entries, many=True)
             if cards:
                 self._run(self.sql.insert_card, cards, many=True)
-            self._run(self.sql.update_head, (seq, prev))
+            self._run(self.sql.update_head, (seq, prev, key_id))
         return results
 
 
-def write_batch(conn: Connection, sql: BatchSql, items: list[Prepared]) -> list[FeedbackSummary]:
+def _key_payload(key_id: str, previous: object) -> str:
+    return canonical_json({"key_id": key_id,
+                           "previous_key_id": previous if isinstance(previous, str) else None})
+
+
+def write_batch(conn: Connection, sql: BatchSql, items: list[Prepared],
+                key: AuditKey | None = None) -> list[FeedbackSummary]:
     """All of ``items`` in ``conn``'s transaction (which holds the chain's writer lock),
-    chained in order after the stored head; raises, writing none."""
-    writer = _BatchWriter(conn, sql)
+    chained in order after the stored head, linked with ``key`` (plain SHA-256 without one);
+    raises, writing none. With nothing to write it only records a new key, if any."""
+    writer = _BatchWriter(conn, sql, key)
     try:
         return writer.write(items)
     finally:

@@ -11,6 +11,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from cds_service.audit.keyring import AuditKeyError
 from cds_service.audit.report import format_report
 from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
@@ -46,7 +47,11 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def _store(database_url: str | None) -> AuditStore:
-    return AuditStore(Settings(), database_url=database_url)
+    try:
+        return AuditStore(Settings(), database_url=database_url)
+    except AuditKeyError as exc:
+        typer.echo(f"{exc.setting}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @audit_app.command()
@@ -68,15 +73,22 @@ def verify(database_url: DatabaseUrl = None) -> None:
         result = store.verify()
     finally:
         store.close()
+    keys = (f", {result.keyed} under audit key(s) {', '.join(result.key_ids)}" if result.keyed
+            else ", none under an audit key")
     if result.ok:
-        typer.echo(f"chain intact: {result.checked} entries, head {result.head_hash}")
-        return
-    typer.echo(
-        f"chain BROKEN at seq {result.first_broken_seq}: {result.reason}"
-        f" ({result.checked} entries verified before it)",
-        err=True,
-    )
-    raise typer.Exit(code=1)
+        typer.echo(f"chain intact: {result.checked} entries{keys}, head {result.head_hash}")
+    else:
+        typer.echo(
+            f"chain BROKEN at seq {result.first_broken_seq}: {result.reason}"
+            f" ({result.checked} entries verified before it)",
+            err=True,
+        )
+    # Not in the chain yet, so not covered by this check: say so rather than stay silent.
+    refused = f", {result.rejected} refused (see the .rejected file)" if result.rejected else ""
+    typer.echo(f"spool: {result.spooled} record(s) waiting for the database{refused}",
+               err=not result.ok)
+    if not result.ok:
+        raise typer.Exit(code=1)
 
 
 @audit_app.command()

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -19,6 +20,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from cds_service.audit import filelock, migrations
+from cds_service.audit.filemode import create_private, restrict_mode
 
 BUSY_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 5
@@ -96,6 +98,18 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+def _private_sqlite_files(database: str | None) -> None:
+    """The audit database file is created 0600 before SQLite opens it; SQLite gives its WAL
+    and shared-memory files the database file's mode."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        create_private(path)
+    for suffix in ("-wal", "-shm", ".writer.lock"):
+        restrict_mode(path.with_name(path.name + suffix))
+
+
 class AuditDatabase:
     """The audit database of one process: one engine, migrated once, and its write locks."""
 
@@ -109,6 +123,7 @@ class AuditDatabase:
                 connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
             )
         else:
+            _private_sqlite_files(self.url.database)
             self.engine = _sqlite_engine(self.url)
         database = self.url.database
         self._lock_path = (

@@ -48,11 +48,15 @@ def feedback_key(item: FeedbackRecord) -> str:
 
 
 def entry_body(*, seq: int, kind: str, key: str, hook_instance: str | None,
-               card_uuid: str | None, occurred_at: str, payload: str) -> str:
-    """The hashed text of an entry; ``payload`` is already canonical JSON."""
+               card_uuid: str | None, occurred_at: str, payload: str,
+               key_id: str | None = None) -> str:
+    """The hashed text of an entry; ``payload`` is already canonical JSON. A keyed entry
+    carries its key id (sorted between "key" and "kind"); a plain one has no such member, so
+    its bytes are what they always were."""
+    keyed = f'"key_id":{_json(key_id)},' if key_id is not None else ""
     return (f'{{"card_uuid":{_json(card_uuid)},"hook_instance":{_json(hook_instance)},'
-            f'"key":{_json(key)},"kind":{_json(kind)},"occurred_at":{_json(occurred_at)},'
-            f'"payload":{payload},"seq":{seq}}}')
+            f'"key":{_json(key)},{keyed}"kind":{_json(kind)},'
+            f'"occurred_at":{_json(occurred_at)},"payload":{payload},"seq":{seq}}}')
 
 
 def feedback_payload(feedback: str, hook_instance: str | None) -> str:

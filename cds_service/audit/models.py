@@ -193,6 +193,10 @@ class VerifyResult(_Record):
     reason: str | None = None
     head_seq: int = 0
     head_hash: str | None = None
+    keyed: int = 0  # entries whose link is an HMAC (the rest: plain SHA-256, before any key)
+    key_ids: list[str] = Field(default_factory=list)  # in the order the chain rotated to them
+    spooled: int = 0  # records still in the spool: not in the chain, not covered by it
+    rejected: int = 0  # records the database refused, kept beside the spool for a human
 
 
 class ReportRow(_Record):

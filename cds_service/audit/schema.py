@@ -26,6 +26,7 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(32), nullable=True),  # the key of the head's link
 )
 
 audit_entry = Table(
@@ -40,6 +41,8 @@ audit_entry = Table(
     Column("body", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # None: a plain SHA-256 link; else the id of the HMAC key (audit.keyring) of ``hash``.
+    Column("key_id", String(32), nullable=True),
     UniqueConstraint("kind", "entry_key", name="uq_audit_entry_kind_key"),
 )
 

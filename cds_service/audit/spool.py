@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cds_service.audit import filelock
 from cds_service.audit.chain import canonical_json
+from cds_service.audit.filemode import restrict_mode
 from cds_service.audit.models import CallRecord, FeedbackRecord
 
 
@@ -47,12 +48,24 @@ class Spool:
         self.path = path
         self.rejected_path = path.with_name(path.name + ".rejected")
         self._lock_path = path.with_name(path.name + ".lock")
+        # Spooled records are audit records: readable by the service's user only, also when
+        # an earlier version left them with the umask's mode.
+        for existing in (self.path, self.rejected_path):
+            restrict_mode(existing)
 
     def has_items(self) -> bool:
         try:
             return self.path.stat().st_size > 0
         except FileNotFoundError:
             return False
+
+    def count(self) -> int:
+        """Items waiting for the database (lines; a torn last line counts too)."""
+        return _count_lines(self.path)
+
+    def rejected_count(self) -> int:
+        """Items the database refused, kept in the ``.rejected`` file for a human."""
+        return _count_lines(self.rejected_path)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -105,12 +118,23 @@ class Spool:
 
     def _keep(self, lines: list[str]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        # 0600 from the start: the replacement becomes the spool (open() would use the umask).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an old .tmp left by a crash keeps its mode otherwise
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write("".join(line + "\n" for line in lines))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except FileNotFoundError:
+        return 0
 
 
 def _append_line(path: Path, line: str) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,6 +25,7 @@ from cds_service.audit import export, queries, report
 from cds_service.audit.batch import BatchSql, write_batch
 from cds_service.audit.database import AuditDatabase, is_outage
 from cds_service.audit.entry import Prepared, PreparedCall, PreparedFeedback
+from cds_service.audit.keyring import AuditKeyring
 from cds_service.audit.models import (
     CallRecord,
     FeedbackRecord,
@@ -56,10 +57,13 @@ class AuditStore:
 
     def __init__(self, settings: Settings, *, database_url: str | None = None) -> None:
         self.settings = settings
+        self.keyring = AuditKeyring.from_settings(settings)  # AuditKeyError: refuse to start
         self.database = AuditDatabase(database_url or settings.database_url)
         self.spool = Spool(settings.spool_path)
         self._sql = BatchSql(postgres=self.database.is_postgres)
         self._writer = GroupWriter(self._write_queued)
+        # Since when (and why) writes go to the spool instead of the database; /ready says so.
+        self.failing: tuple[datetime, str] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -72,9 +76,12 @@ class AuditStore:
         return self.database.url
 
     def migrate(self) -> None:
-        """Bring the schema to head, then replay the spool. Raises when the DB is down."""
+        """Bring the schema to head, replay the spool, and record the audit key in the chain
+        if it is new, so the chain ends under the key. Raises when the DB is down."""
         self.database.migrate()
         self.replay_spool()
+        if self.keyring.current is not None:
+            self._write_batch([])
 
     def ping(self) -> bool:
         return self.database.ping()
@@ -168,6 +175,8 @@ class AuditStore:
     def _spool(self, items: list[Prepared], *, locked: bool) -> list[FeedbackSummary]:
         log.warning("audit database unavailable; %d record(s) spooled to %s", len(items),
                     self.spool.path)
+        if self.failing is None:
+            self.failing = (datetime.now(UTC), "audit writes fail: records are spooled")
         lines = [item.spool_line() for item in items]
         if locked:
             self.spool.append_lines(lines)
@@ -189,7 +198,9 @@ class AuditStore:
         """All of ``items`` in one transaction, chained in order; raises, writing none."""
         self.database.ensure_schema()
         with self.database.writing() as conn:
-            return write_batch(conn, self._sql, items)
+            written = write_batch(conn, self._sql, items, self.keyring.current)
+        self.failing = None
+        return written
 
     @contextlib.contextmanager
     def chain_lock(self) -> Iterator[None]:
@@ -218,7 +229,11 @@ class AuditStore:
         return queries.calls(self.database, since=since, until=until)
 
     def verify(self) -> VerifyResult:
-        return queries.verify(self.database)
+        """The chain checked with every configured key, and what the spool still holds (not
+        in the chain yet, so not covered by it)."""
+        result = queries.verify(self.database, self.keyring)
+        return result.model_copy(update={"spooled": self.spool.count(),
+                                         "rejected": self.spool.rejected_count()})
 
     def report(self, since: datetime | None = None) -> Report:
         return report.build_report(
@@ -232,7 +247,7 @@ class AuditStore:
         for seq, kind, payload in queries.entries(self.database, since=since, until=until):
             if kind == "call":
                 yield from export.call_resources(CallRecord.model_validate(payload), self.settings)
-            else:
+            elif kind == "feedback":  # a "key" entry records a key rotation, not an event
                 feedback = queries.feedback_entry(seq, payload)
                 yield export.feedback_audit_event(feedback, self.settings)
 
@@ -242,7 +257,7 @@ class AuditStore:
             for seq, kind, payload in queries.entries(self.database, since=since, until=until):
                 if kind == "call":
                     yield export.call_csv_row(seq, CallRecord.model_validate(payload))
-                else:
+                elif kind == "feedback":
                     yield export.feedback_csv_row(queries.feedback_entry(seq, payload))
 
         return export.csv_lines(rows())

@@ -106,6 +106,10 @@ class Authenticator:
         return self._settings.auth_mode
 
     @property
+    def trust(self) -> TrustStore:
+        return self._trust
+
+    @property
     def trusted_issuers(self) -> tuple[str, ...]:
         return tuple(sorted(self._trust.issuers))
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cds_service.config import AuthMode, Settings
 from cds_service.errors import ConfigurationError
+from cds_service.fhir.allowlist import parse_bases
 
 Algorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 # Asymmetric only: a shared-secret (HS*) or unsigned (none) token could be minted by anyone
@@ -93,6 +94,10 @@ class IssuerTrust:
     # jku URLs answered from a key set held locally instead of fetching them.
     pinned: Mapping[str, KeySet] = field(default_factory=lambda: MappingProxyType({}))
     tenants: frozenset[str] | None = None
+    # FHIR servers this issuer's calls may name as fhirServer (any tenant / one tenant).
+    fhir_servers: tuple[str, ...] = ()
+    tenant_fhir_servers: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,21 @@ class IssuerEntry(BaseModel):
     jwks: dict[str, Any] | None = None
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(get_args(Algorithm)))
     tenants: list[str] | None = None
+    fhir_servers: list[str] = Field(default_factory=list)
+    tenant_fhir_servers: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _fhir_bases(cls, urls: list[str]) -> list[str]:
+        parse_bases(urls)  # ValueError names the bad one
+        return urls
+
+    @field_validator("tenant_fhir_servers")
+    @classmethod
+    def _tenant_fhir_bases(cls, per_tenant: dict[str, list[str]]) -> dict[str, list[str]]:
+        for urls in per_tenant.values():
+            parse_bases(urls)
+        return per_tenant
 
     @field_validator("jku")
     @classmethod
@@ -319,6 +339,9 @@ def load_trust_file(path: Path, *, allow_http: bool) -> dict[str, IssuerTrust]:
             jku=frozenset(entry.jku),
             keys=keys,
             tenants=frozenset(entry.tenants) if entry.tenants is not None else None,
+            fhir_servers=tuple(entry.fhir_servers),
+            tenant_fhir_servers=MappingProxyType(
+                {tenant: tuple(urls) for tenant, urls in entry.tenant_fhir_servers.items()}),
         )
     return trusted
 

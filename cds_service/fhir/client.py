@@ -79,6 +79,20 @@ class _PageError(Exception):
     """A page that could not be used; the message is ours and safe to keep."""
 
 
+@dataclass(slots=True)
+class _ByteBudget:
+    """Bytes one call may still read from the FHIR server, shared by its concurrent keys: a
+    server that streams without end must not fill the worker's memory."""
+
+    limit: int
+    left: int
+
+    def take(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise _PageError(f"responses exceeded the {self.limit} bytes one call may read")
+
+
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context (certifi's bundle, or SSL_CERT_FILE) for every outbound client: building
@@ -121,9 +135,12 @@ class FhirClient:
         deadline = time.monotonic() + budget
         entries: list[QueryLogEntry] = []
         progress = {key: _Progress() for key in queries}
+        limit = self._settings.fhir_max_bytes_per_call
+        budget_bytes = _ByteBudget(limit, limit)
         tasks = {
             asyncio.create_task(
-                self._fetch_key(base_url, token, key, query, deadline, progress[key], entries)
+                self._fetch_key(base_url, token, key, query, deadline, progress[key], entries,
+                                budget_bytes)
             ): key
             for key, query in queries.items()
         }
@@ -165,6 +182,7 @@ class FhirClient:
         deadline: float,
         state: _Progress,
         entries: list[QueryLogEntry],
+        budget_bytes: _ByteBudget,
     ) -> None:
         base = httpx.URL(base_url.rstrip("/") + "/")
         try:
@@ -183,7 +201,8 @@ class FhirClient:
                 return
             seen.add(str(url))
             try:
-                body = await self._get(key, url, token, deadline, state.pages + 1, entries)
+                body = await self._get(key, url, token, deadline, state.pages + 1, entries,
+                                       budget_bytes)
                 resources, link = _read_page(body, is_read)
             except _PageError as exc:
                 if state.pages == 0:
@@ -207,6 +226,7 @@ class FhirClient:
         deadline: float,
         page: int,
         entries: list[QueryLogEntry],
+        budget_bytes: _ByteBudget,
     ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         remaining = max(0.001, deadline - time.monotonic())
@@ -216,16 +236,20 @@ class FhirClient:
         outcome = "ok"
         try:
             try:
-                response = await self._http.get(url, headers=headers, timeout=timeout)
+                async with self._http.stream("GET", url, headers=headers,
+                                             timeout=timeout) as response:
+                    status = response.status_code
+                    if status != 200:
+                        raise _PageError(f"HTTP {status}")
+                    content = await _read_capped(response, budget_bytes)
+            except _PageError:
+                raise
             except httpx.TimeoutException:
                 raise _PageError("timed out") from None
             except Exception as exc:  # httpx errors carry the request: keep only the type
                 raise _PageError(f"request failed ({type(exc).__name__})") from None
-            status = response.status_code
-            if status != 200:
-                raise _PageError(f"HTTP {status}")
             try:
-                return orjson.loads(response.content)
+                return orjson.loads(content)
             except orjson.JSONDecodeError:
                 raise _PageError("response is not valid JSON") from None
         except _PageError as exc:
@@ -247,6 +271,18 @@ class FhirClient:
             )
 
 
+async def _read_capped(response: httpx.Response, budget_bytes: _ByteBudget) -> bytearray:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > budget_bytes.left:
+        raise _PageError(f"responses exceeded the {budget_bytes.limit} bytes one call may read")
+    content = bytearray()
+    # Decoded bytes: a compressed body is counted at the size it takes in memory.
+    async for chunk in response.aiter_bytes():
+        budget_bytes.take(len(chunk))
+        content += chunk
+    return content
+
+
 def _redact(text: str, token: str | None) -> str:
     # A hostile or careless server could echo the token into a next link.
     return text.replace(token, "***") if token else text
@@ -256,12 +292,22 @@ def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
+def _under(base: httpx.URL, url: httpx.URL) -> bool:
+    """``url`` is ``base`` (which ends in "/") or below it: the allowlist admitted fhirServer,
+    not its whole host."""
+    encoded_path = url.raw_path.split(b"?", 1)[0].lower()
+    if b"%2e" in encoded_path or b"%2f" in encoded_path:  # another path to the server
+        return False
+    return _same_origin(base, url) and (url.path.startswith(base.path)
+                                        or url.path == base.path.rstrip("/"))
+
+
 def _resolve_url(base: httpx.URL, query: str) -> httpx.URL:
     try:
         url = httpx.URL(query) if query.startswith(("http://", "https://")) else base.join(query)
     except Exception:
         raise _PageError("query is not a valid URL") from None
-    if not _same_origin(base, url):
+    if not _under(base, url):
         raise _PageError("URL points outside fhirServer; not followed")
     return url
 
@@ -271,7 +317,7 @@ def _next_url(base: httpx.URL, link: str) -> httpx.URL:
         url = base.join(link)
     except Exception:
         raise _PageError("next link is not a valid URL") from None
-    if not _same_origin(base, url):
+    if not _under(base, url):
         raise _PageError("next link points outside fhirServer; not followed")
     return url
 

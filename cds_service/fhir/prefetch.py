@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cds_service.fhir.allowlist import FhirServerRefused
 from cds_service.fhir.client import FetchResult, QueryLogEntry, bundle_entries, next_link
 from cds_service.fhir.memo import ValidationMemo
 from cds_service.fhir.parse import Screen, parse_record
@@ -136,11 +137,18 @@ async def resolve(
     access_token: str | None,
     client: Fetcher,
     budget_s: float | None = None,
+    *,
+    server_allowed: bool = True,
 ) -> Resolved:
-    """``templates``: the service's prefetch templates (key -> query), in order."""
+    """``templates``: the service's prefetch templates (key -> query), in order. Raises
+    ``FhirServerRefused``, before any request, when ``fhir_server`` must be queried and
+    ``server_allowed`` is false (a server the prefetch makes unnecessary is never contacted,
+    so it need not be allowed)."""
     plan = _plan(templates, request_context, prefetch or {}, fhir_server)
     query_log: tuple[QueryLogEntry, ...] = ()
     if fhir_server and (plan.queries or plan.continuations):
+        if not server_allowed:
+            raise FhirServerRefused(fhir_server)
         outcome = await client.fetch_all(
             fhir_server, access_token, {**plan.queries, **plan.continuations}, budget_s
         )

@@ -6,7 +6,7 @@ refuse them, enforce the spec's invariants, and serialise without null/empty val
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -22,6 +22,20 @@ from pydantic import (
 
 Indicator = Literal["info", "warning", "critical"]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+# Every string a client sends is bounded, so no field can carry a megabyte into a log, an
+# answer or the audit record. These are bounds of the protocol and of the audit columns, not
+# tunables: the JSON Schema publishes them to clients, and the request as a whole is bounded
+# by ITB_CDS_MAX_BODY_BYTES. A card id is stored in a 128-character column.
+ID_MAX = 256  # ids, references, codes (a FHIR id is at most 64)
+CARD_ID_MAX = 128
+URL_MAX = 2048
+TEXT_MAX = 4096  # display texts, comments, scopes
+TOKEN_MAX = 16384  # an access token (a JWT with many claims stays far below)
+InId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]
+InOptionalId = Annotated[str, StringConstraints(max_length=ID_MAX)]
+InUrl = Annotated[str, StringConstraints(max_length=URL_MAX)]
+InText = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
 
 # The spec says summary "< 140 characters".
 SUMMARY_MAX = 139
@@ -152,15 +166,22 @@ class FhirAuthorization(_In):
     access_token: SecretStr
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int | None = None
-    scope: str | None = None
-    subject: str | None = None
-    patient: str | None = None
+    scope: InText | None = None
+    subject: InOptionalId | None = None
+    patient: InOptionalId | None = None
+
+    @field_validator("access_token", mode="before")
+    @classmethod
+    def _bounded_token(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > TOKEN_MAX:
+            raise ValueError(f"access_token is longer than {TOKEN_MAX} characters")
+        return value
 
 
 class PatientViewContext(_In):
-    userId: NonEmpty
-    patientId: NonEmpty
-    encounterId: str | None = None
+    userId: InId
+    patientId: InId
+    encounterId: InOptionalId | None = None
 
 
 class OrderSignContext(PatientViewContext):
@@ -169,7 +190,7 @@ class OrderSignContext(PatientViewContext):
 
 
 class OrderSelectContext(OrderSignContext):
-    selections: list[str] = Field(default_factory=list)
+    selections: list[InOptionalId] = Field(default_factory=list)
 
     @field_validator("selections", mode="before")
     @classmethod
@@ -191,9 +212,10 @@ CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
 
 
 class CdsRequest(_In):
-    hook: NonEmpty
+    hook: InId
     hookInstance: UUID
-    fhirServer: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    fhirServer: Annotated[str, StringConstraints(pattern=r"^https?://\S+$",
+                                                 max_length=URL_MAX)] | None = None
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
@@ -214,22 +236,22 @@ class CdsRequest(_In):
 
 
 class AcceptedSuggestion(_In):
-    id: NonEmpty
+    id: InId
 
 
 class ReasonCoding(_In):
-    code: str | None = None
-    system: str | None = None
-    display: str | None = None
+    code: InOptionalId | None = None
+    system: InUrl | None = None
+    display: InText | None = None
 
 
 class FeedbackReason(_In):
     reason: ReasonCoding | None = None
-    userComment: str | None = None
+    userComment: InText | None = None
 
 
 class FeedbackItem(_In):
-    card: NonEmpty
+    card: Annotated[str, StringConstraints(min_length=1, max_length=CARD_ID_MAX)]
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list)
     overrideReason: FeedbackReason | None = None
@@ -248,6 +270,10 @@ class FeedbackItem(_In):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("outcomeTimestamp needs a timezone offset")
+        try:
+            value.astimezone(UTC)  # what the audit stores; 0001-01-01T00:00+01:00 has no UTC
+        except OverflowError:
+            raise ValueError("outcomeTimestamp is out of range in UTC") from None
         return value
 
 

@@ -130,9 +130,14 @@ def sandbox_router(library: FixtureLibrary, settings: Settings) -> APIRouter:
     async def audit(hook_instance: str, request: Request) -> Response:
         store = _runtime(request).store
         calls = await run_in_threadpool(store.calls_for, hook_instance[:64])
-        # Only calls about the fixtures' synthetic patients: this page is not an audit viewer
-        # and must not show who looked at a real chart.
-        visible = [c for c in calls if library.is_fixture_patient(c.patient_id)]
+        # Only calls the sandbox itself could have made: about a fixture's synthetic patient,
+        # without a client token (the page sends none; a JWT-authenticated call came from a
+        # real CDS client) and with no FHIR server but this service's own /fhir. This page is
+        # not an audit viewer and must not show who looked at a chart, or from where.
+        own_fhir = settings.public_base_url + "/fhir"
+        visible = [c for c in calls if library.is_fixture_patient(c.patient_id)
+                   and c.client.iss is None
+                   and c.fhir_server in (None, own_fhir, own_fhir + "/")]
         if not visible:
             raise ApiError(404, "no recorded call about a fixture patient has that hookInstance")
         feedback = await run_in_threadpool(store.stored_feedback, hook_instance=hook_instance)

@@ -113,21 +113,45 @@ def test_audience_must_be_the_exact_endpoint(
     assert response.status_code == 401
 
 
-class DatabaseDown:
-    def remember(self, iss: str, jti: str, expires_at: object) -> bool:
-        from cds_service.audit.database import AuditUnavailable
-
-        raise AuditUnavailable("audit database unreachable")
-
-
-def test_replay_cache_outage_fails_closed_with_503(
-    secured: tuple[LiveServer, Callable[..., str]],
+def test_a_database_outage_degrades_the_replay_cache_instead_of_refusing_calls(
+    tmp_path: Path, live_app_factory: Callable[..., LiveServer],
+    signing_key: ec.EllipticCurvePrivateKey,
 ) -> None:
-    server, token = secured
-    runtime = server.server.config.app.state.runtime
-    runtime.auth._replay = DatabaseDown()
+    """The replay cache lives in the audit database. With the database gone (its directory
+    moved away: SQLite cannot open it) calls still answer, each worker refuses the replays it
+    sees itself, and /ready says why it is degraded until the database is back."""
+    jwk = {**ECAlgorithm.to_jwk(signing_key.public_key(), as_dict=True), "kid": "k1",
+           "alg": "ES384"}
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps({"issuers": {ISSUER: {"jwks": {"keys": [jwk]}}}}))
+    (tmp_path / "db").mkdir()
+    server = live_app_factory(auth_mode="jwt", trust_file=trust,
+                              database_url=f"sqlite:///{tmp_path / 'db' / 'audit.sqlite'}")
     path = "/cds-services/itb-patient-view"
-    response = httpx.post(server.url + path, json=request_body(),
-                          headers={"Authorization": "Bearer " + token(path)})
-    assert response.status_code == 503
-    assert response.json()["resourceType"] == "OperationOutcome"
+
+    def bearer() -> dict[str, str]:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": server.url + path, "iat": now, "exp": now + 300,
+                  "jti": str(uuid.uuid4())}
+        token = jwt.encode(claims, signing_key, algorithm="ES384",
+                           headers={"kid": "k1", "typ": "JWT"})
+        return {"Authorization": "Bearer " + token}
+
+    assert httpx.post(server.url + path, json=request_body(), headers=bearer()).status_code == 200
+    (tmp_path / "db").rename(tmp_path / "db-away")
+    try:
+        headers = bearer()
+        first = httpx.post(server.url + path, json=request_body(), headers=headers)
+        assert first.status_code == 200, first.text
+        assert httpx.post(server.url + path, json=request_body(),
+                          headers=headers).status_code == 401  # replayed to the same worker
+        ready = httpx.get(server.url + "/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "degraded"
+        assert any("replay" in reason for reason in ready.json()["degraded"])
+    finally:
+        (tmp_path / "db-away").rename(tmp_path / "db")
+    # The first write after the outage replays the spool; the replay cache is shared again.
+    assert httpx.post(server.url + path, json=request_body(), headers=bearer()).status_code == 200
+    assert httpx.post(server.url + path, json=request_body(), headers=headers).status_code == 401
+    assert httpx.get(server.url + "/ready").json()["status"] == "ready"

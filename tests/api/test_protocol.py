@@ -205,16 +205,18 @@ def test_garbage_never_produces_a_server_error(live: httpx.Client, path: str) ->
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["/cds-services", "/cds-services/itb-patient-view", "/cds-services/itb-order-select",
-     "/cds-services/itb-order-sign", "/cds-services/itb-patient-view/feedback"],
+    ("path", "method"),
+    [("/cds-services", "GET"), ("/cds-services/itb-patient-view", "POST"),
+     ("/cds-services/itb-order-select", "POST"), ("/cds-services/itb-order-sign", "POST"),
+     ("/cds-services/itb-patient-view/feedback", "POST")],
 )
-def test_cors_preflight_is_answered_for_every_endpoint(client: TestClient, path: str) -> None:
+def test_cors_preflight_is_answered_for_every_endpoint(client: TestClient, path: str,
+                                                      method: str) -> None:
     response = client.options(
         path,
         headers={
             "Origin": "https://sandbox.cds-hooks.org",
-            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Method": method,
             "Access-Control-Request-Headers": "authorization,content-type",
         },
     )
@@ -222,7 +224,9 @@ def test_cors_preflight_is_answered_for_every_endpoint(client: TestClient, path:
     allowed = response.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
     assert response.headers["access-control-allow-origin"] in ("*", "https://sandbox.cds-hooks.org")
-    assert "POST" in response.headers["access-control-allow-methods"]
+    # Only the methods the path has: discovery is GET-only, a service POST-only.
+    assert response.headers["access-control-allow-methods"] == f"{method}, OPTIONS"
+    assert response.headers["allow"] == f"{method}, OPTIONS"
 
 
 def test_simple_responses_carry_cors_and_security_headers(client: TestClient) -> None:

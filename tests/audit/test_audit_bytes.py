@@ -182,3 +182,28 @@ def test_the_feedback_payload_is_the_canonical_json_it_always_was(
 def test_canonical_record_is_canonical_json_of_the_json_dump() -> None:
     record = fixed_call()
     assert canonical_record(record) == canonical_json(record.model_dump(mode="json"))
+
+
+# A keyed link (audit/keyring.py): the key id joins the hashed body between "key" and "kind",
+# and the link is HMAC-SHA256 under the key. Pinned when keys were introduced; a plain entry
+# (above) has no key_id member, so its bytes did not change.
+PINNED_KEY_ID = "b13e33fe2a1ec936"
+PINNED_KEYED_LINK = "560de7f1cf645ed5ed9965298662232377346d3612588cbe93f143475ea5e38c"
+
+
+def test_a_keyed_link_is_pinned() -> None:
+    from cds_service.audit.keyring import AuditKey
+
+    key = AuditKey.of(b"k" * 32)
+    body = entry_body(seq=7, kind="call", key="h", hook_instance="h", card_uuid=None,
+                      occurred_at="t", payload='{"a":1}', key_id=key.key_id)
+
+    assert key.key_id == PINNED_KEY_ID
+    assert body == canonical_json({"seq": 7, "kind": "call", "key": "h", "key_id": key.key_id,
+                                   "hook_instance": "h", "card_uuid": None, "occurred_at": "t",
+                                   "payload": {"a": 1}})
+    assert key.link(GENESIS, body) == PINNED_KEYED_LINK
+    assert key.link(GENESIS, body) != hashlib.sha256((GENESIS + body).encode()).hexdigest()
+
+
+GENESIS = "0" * 64

@@ -1,9 +1,13 @@
-"""Fuzzing the HTTP surface from its OpenAPI document (schemathesis, in-process ASGI).
+"""Fuzzing the HTTP surface from its OpenAPI document (schemathesis), over real HTTP.
 
-Every generated request must get an answer that is not a server error and that matches what
-the document says: status code, content type and body schema. The CDS routes read their body
-by hand; the app documents those bodies itself (cds_service/api/openapi.py, from the wire
-models) and ``test_app_documents_cds_bodies`` keeps it so.
+Every operation of the document (the CDS Hooks endpoints, the operator probes and, with an
+admin token, the admin endpoints) is called on two live servers on loopback with the
+service's own connection limits: one with auth off, one with auth on (each call then carries
+a freshly signed client token, so the fuzzing reaches past the token check). Every generated
+request must get an answer that is not a server error and that matches what the document
+says: status code, content type and body schema. The CDS routes read their body by hand;
+the app documents those bodies itself (cds_service/api/openapi.py, from the wire models) and
+``test_app_documents_cds_bodies`` keeps it so.
 
 The fuzzed ``fhirServer`` is pinned to a closed loopback port: the service must never be
 steered by a generated request to any other host.
@@ -14,15 +18,20 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from jwt.algorithms import ECAlgorithm
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,11 +40,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from cds_service.api.connections import uvicorn_options
 from cds_service.app import create_app
-from tests.conftest import FIXED_NOW, make_settings
+from tests.conftest import FIXED_NOW, LiveServer, free_port, make_settings
 
 EXAMPLE_FIXTURE = Path(__file__).parents[2] / "fixtures/mixed/mixed-padded-refill-due-soon.json"
-MAX_EXAMPLES = 25  # per operation; the whole module stays well under 60 s
+MAX_EXAMPLES = 20  # per operation and auth mode; the whole module stays well under 60 s
+ISSUER = "https://ehr.example.org"
+ADMIN_TOKEN = "fuzz-admin-token-" + "x" * 32
 CLOSED_LOOPBACK = "http://127.0.0.1:9/fhir"  # discard port: nothing listens, refused at once
 # What this module asserts is about responses. Not checked here (reported instead): whether a
 # schema-valid body is accepted (the hook must match the service, which the shared wire schema
@@ -55,40 +67,94 @@ def fuzzing_openapi(app: FastAPI) -> dict[str, Any]:
     invoke["parameters"] = [{**invoke["parameters"][0], "example": "itb-patient-view"}]
     invoke["requestBody"]["content"]["application/json"]["example"] = json.loads(
         EXAMPLE_FIXTURE.read_text())["request"]
-    # The CDS Hooks surface and the operator probes; /admin is off without a token and the
-    # web pages belong to their own tests.
-    doc["paths"] = {p: ops for p, ops in doc["paths"].items()
-                    if p.startswith("/cds-services") or p in ("/health", "/ready", "/metrics")}
+    # Every operation but the OpenAPI UI (a page, with its own tests).
+    doc["paths"] = {p: ops for p, ops in doc["paths"].items() if not p.startswith("/docs")}
     return doc
 
 
 # Built at import: schemathesis parametrizes at collection time. The module fixture below
-# removes the temp dir when the module is done.
+# starts the servers and removes the temp dir when the module is done.
 _TMP = tempfile.TemporaryDirectory(prefix="itb-fuzz-")
-APP = create_app(make_settings(Path(_TMP.name), fhir_budget_seconds=0.5), clock=lambda: FIXED_NOW)
-schema = schemathesis.openapi.from_dict(fuzzing_openapi(APP))
-schema.app = APP
+_KEY = ec.generate_private_key(ec.SECP384R1())
+
+
+def _app(mode: str) -> tuple[FastAPI, int]:
+    root = Path(_TMP.name) / mode
+    root.mkdir()
+    port = free_port()
+    overrides: dict[str, Any] = {}
+    if mode == "jwt":
+        jwk = {**ECAlgorithm.to_jwk(_KEY.public_key(), as_dict=True), "kid": "k1",
+               "alg": "ES384"}
+        (root / "trust.json").write_text(json.dumps({"issuers": {ISSUER: {"jwks": {
+            "keys": [jwk]}}}}))
+        overrides = {"auth_mode": "jwt", "trust_file": root / "trust.json"}
+    app = create_app(make_settings(root, fhir_budget_seconds=0.5, admin_token=ADMIN_TOKEN,
+                                   admin_failure_delay_seconds=0,
+                                   public_base_url=f"http://127.0.0.1:{port}", **overrides),
+                     clock=lambda: FIXED_NOW)
+    return app, port
+
+
+APPS = {mode: _app(mode) for mode in ("off", "jwt")}
+schema = schemathesis.openapi.from_dict(fuzzing_openapi(APPS["off"][0]))
+SERVERS: dict[str, LiveServer] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
+def _servers() -> Iterator[None]:
+    for mode, (app, port) in APPS.items():
+        SERVERS[mode] = LiveServer(app, port, **uvicorn_options(
+            app.state.runtime.settings)).__enter__()
     yield
-    print("\nfuzz answers:", dict(sorted(STATUSES.items())))
-    APP.state.runtime.store.close()
+    by_status: Counter[str] = Counter()
+    for key, count in STATUSES.items():
+        mode, *_, status = key.split()
+        by_status[f"{mode} {status}"] += count
+    print("\nfuzz answers (auth mode, status: calls):", dict(sorted(by_status.items())))
+    for server in SERVERS.values():
+        server.__exit__()
+    for app, _ in APPS.values():
+        app.state.runtime.store.close()
     _TMP.cleanup()
 
 
+def _headers(case: Any, mode: str) -> dict[str, str]:
+    """The credentials a real client would send; the generated values stay elsewhere."""
+    path = case.formatted_path
+    if path.startswith("/admin/"):
+        return {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    if mode != "jwt":
+        return {}
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": SERVERS[mode].url + path, "iat": now, "exp": now + 300,
+              "jti": str(uuid.uuid4())}
+    token = jwt.encode(claims, _KEY, algorithm="ES384", headers={"kid": "k1", "typ": "JWT"})
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("mode", ["off", "jwt"])
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None,
           suppress_health_check=list(HealthCheck), derandomize=True)
-def test_every_answer_is_documented_and_no_server_error(case: Any) -> None:
+def test_every_answer_is_documented_and_no_server_error(case: Any, mode: str) -> None:
     """No 5xx, and status, content type and body as documented, for generated input."""
-    response = case.call_and_validate(checks=RESPONSE_CHECKS)
-    STATUSES[f"{case.method} {case.path} {response.status_code}"] += 1
+    response = case.call_and_validate(base_url=SERVERS[mode].url,
+                                      headers=_headers(case, mode), checks=RESPONSE_CHECKS)
+    STATUSES[f"{mode} {case.method} {case.path} {response.status_code}"] += 1
 
 
 def test_app_documents_cds_bodies() -> None:
-    post = APP.openapi()["paths"]["/cds-services/{service_id}"]["post"]
+    app = APPS["off"][0]
+    post = app.openapi()["paths"]["/cds-services/{service_id}"]["post"]
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/CdsRequest")
     assert "400" in post["responses"] and "422" not in post["responses"]
+
+
+def test_every_operation_is_fuzzed() -> None:
+    """The document holds the admin paths (admin is on here) and nothing is left out."""
+    paths = set(fuzzing_openapi(APPS["off"][0])["paths"])
+    assert {"/admin/audit/report", "/admin/audit/verify", "/cds-services",
+            "/cds-services/{service_id}", "/cds-services/{service_id}/feedback", "/health",
+            "/ready", "/metrics"} <= paths
