@@ -275,3 +275,15 @@ def test_bytes_read_from_the_fhir_server_are_capped_per_call(
         streaming.sock.close()
     assert response.status_code == 412
     assert "exceeded the 65536 bytes one call may read" in response.text
+
+
+def test_sandbox_trust_is_warned_about_at_start_and_in_ready(
+        live_app_factory: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture) -> None:
+    server = live_app_factory(auth_mode="jwt", trust_sandbox=True)
+    ready = httpx.get(server.url + "/ready").json()
+    assert ready["status"] == "ready"  # a warning, not a degradation
+    (warning,) = ready["warnings"]
+    assert "ITB_CDS_TRUST_SANDBOX" in warning and "Development only" in warning
+    assert any(r.levelname == "WARNING" and "ITB_CDS_TRUST_SANDBOX is on" in r.getMessage()
+               for r in caplog.records)
+    assert "warnings" not in httpx.get(live_app_factory().url + "/ready").json()
