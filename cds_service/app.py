@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from cds_service.api import health, services
 from cds_service.api.admin import admin_router
 from cds_service.api.errors import install_error_handlers
+from cds_service.api.governance import governance_router
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.openapi import install_openapi
 from cds_service.config import AuthMode, Settings
@@ -56,6 +57,7 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(admin_router(runtime.store, settings))
+    app.include_router(governance_router(runtime.store, settings))
     app.include_router(services.router)
     app.include_router(health.router)
     if settings.sandbox_enabled:

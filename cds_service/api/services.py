@@ -109,14 +109,18 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
         for item in parsed.feedback
     ]
     summary = await rt.store.record_feedback_async(service.id, records)
-    return JsonResponse(
-        {
-            "spooled": summary.spooled,
-            "stored": summary.stored,
-            "duplicates": summary.duplicates,
-            "unknownCards": summary.unknown_cards,
-        }
-    )
+    answer: dict[str, object] = {
+        "spooled": summary.spooled,
+        "stored": summary.stored,
+        "duplicates": summary.duplicates,
+        "unknownCards": summary.unknown_cards,
+    }
+    if summary.flagged:
+        # Stored all the same, and counted apart: the client learns which items (by their
+        # place in the post) did not fit the card they name, and why.
+        answer["flags"] = [{"index": f.index, "card": f.card, "flags": list(f.flags)}
+                           for f in summary.flagged]
+    return JsonResponse(answer)
 
 
 def _reason(item: FeedbackItem, attr: str) -> str | None:

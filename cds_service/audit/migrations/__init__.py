@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
-HEAD = "0001"
+HEAD = "0002"
 
 
 def at_head(connection: Connection) -> bool:
