@@ -27,9 +27,12 @@ if TYPE_CHECKING:
 _LOCK = threading.Lock()
 # The epoch is fixed so a date's x value is its day count since 1970 (``_x``).
 _EPOCH = date(1970, 1, 1)
-_RC: dict[str, Any] = {"date.epoch": "1970-01-01T00:00:00", "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-       "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-       "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"]}
+_RC: dict[str, Any] = {
+    "date.epoch": "1970-01-01T00:00:00", "svg.fonttype": "none", "font.size": 9,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    # Bundled with matplotlib; text stays text in the SVG and the browser falls back to its own
+    # sans-serif where DejaVu is not installed.
+    "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"]}
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 

@@ -17,17 +17,17 @@ depends_on = None
 
 _PERIODS = ("day", "week", "month")
 # As in schema.py, where each is explained.
+_SLICE = ["service_id", "day"]
 _CALL_INDEXES = {
     "ix_gov_call_day": ["day", "service_id", "http_status", "user_key"],
-    "ix_gov_call_day_duration": ["day", "duration_ms"],
-    "ix_gov_call_week_duration": ["week", "duration_ms"],
-    "ix_gov_call_month_duration": ["month", "duration_ms"],
-    "ix_gov_call_duration": ["duration_ms"],
-    "ix_gov_call_patient": ["patient_key"],
-    "ix_gov_call_user": ["user_key"],
+    "ix_gov_call_duration": ["duration_ms", *_SLICE],
+    "ix_gov_call_patient": ["patient_key", *_SLICE],
+    "ix_gov_call_user": ["user_key", *_SLICE],
+    **{f"ix_gov_call_{p}_{what}": [p, column, *(c for c in _SLICE if c != p)]
+       for p in _PERIODS
+       for what, column in (("duration", "duration_ms"), ("patient", "patient_key"),
+                            ("user", "user_key"))},
     "ix_gov_call_catalogue": ["catalogue_version", "received_at"],
-    **{f"ix_gov_call_{p}_{who}": [p, f"{who}_key"] for p in _PERIODS
-       for who in ("patient", "user")},
 }
 
 
