@@ -10,10 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.engine import Connection
 
-from cds_service.audit.facts import call_facts, check_from_row, feedback_flags, feedback_row
+from cds_service.audit.facts import (
+    UPDATE_RESPONSE,
+    call_facts,
+    check_from_row,
+    feedback_flags,
+    feedback_row,
+    response_row,
+)
 from cds_service.audit.models import CallRecord, FeedbackRecord
 from cds_service.audit.schema import audit_entry, gov_call, gov_card, gov_feedback
 
@@ -21,12 +28,14 @@ PAGE = 2000
 
 
 def _rows(table: Table, rows: list[tuple[object, ...]]) -> list[dict[str, Any]]:
+    # A facts row fills the table's leading columns (a card's response columns come later,
+    # from its feedback), in the order the writer inserts them.
     names = [c.name for c in table.columns]
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    return [dict(zip(names[:len(row)], row, strict=True)) for row in rows]
 
 
-def _feedback(conn: Connection, pending: list[tuple[int, dict[str, Any]]]
-              ) -> list[tuple[object, ...]]:
+def _feedback(conn: Connection, pending: list[tuple[int, dict[str, Any]]]) -> None:
+    """Facts and flags of a page's feedback, and the responses of the cards they fit."""
     cards = {str(p["feedback"]["card_uuid"]) for _, p in pending}
     checks = {
         (str(r.card_uuid), str(r.hook_instance)): check_from_row(
@@ -36,14 +45,20 @@ def _feedback(conn: Connection, pending: list[tuple[int, dict[str, Any]]]
                    gov_card.c.suggestions, gov_card.c.override_reasons)
             .where(gov_card.c.card_uuid.in_(sorted(cards))))
     }
-    rows = []
+    rows, responses = [], []
     for seq, payload in pending:
         record = FeedbackRecord.model_validate(payload["feedback"])
         hook_instance = payload["hook_instance"]
         check = None if hook_instance is None else checks.get((record.card_uuid, hook_instance))
-        rows.append(feedback_row(seq, record, hook_instance,
-                                 feedback_flags(check, record.service_id, record)))
-    return rows
+        flags = feedback_flags(check, record.service_id, record)
+        rows.append(feedback_row(seq, record, hook_instance, flags))
+        if not flags and hook_instance is not None:
+            responses.append(response_row(seq, record, hook_instance))
+    conn.execute(gov_feedback.insert(), _rows(gov_feedback, rows))
+    if responses:  # the writer's statement, its placeholders named for SQLAlchemy
+        marks = [f":p{i}" for i in range(10)]
+        conn.execute(text(UPDATE_RESPONSE.format(m="{}").format(*marks)),
+                     [{f"p{i}": v for i, v in enumerate(r)} for r in responses])
 
 
 def backfill(conn: Connection) -> int:
@@ -71,6 +86,6 @@ def backfill(conn: Connection) -> int:
         if cards:
             conn.execute(gov_card.insert(), _rows(gov_card, cards))
         if pending:  # after the page's cards: feedback may name a card of the same page
-            conn.execute(gov_feedback.insert(), _rows(gov_feedback, _feedback(conn, pending)))
+            _feedback(conn, pending)
         last = int(page[-1].seq)
         done += len(page)

@@ -22,12 +22,14 @@ from cds_service.audit.entry import (
     entry_body,
 )
 from cds_service.audit.facts import (
+    UPDATE_RESPONSE,
     CardCheck,
     check_from_row,
     facts_of,
     feedback_flags,
     feedback_row,
     flagged_feedback_payload,
+    response_row,
 )
 from cds_service.audit.models import (
     FeedbackFlag,
@@ -63,6 +65,7 @@ class BatchSql:
             "INSERT INTO gov_feedback (seq, card_uuid, hook_instance, service_id, outcome, "
             "outcome_at, received_at, day, week, month, reason_system, reason_code, "
             f"reason_display, n_accepted, flags) VALUES ({self.marks(15)})")
+        self.update_response = UPDATE_RESPONSE.format(m=m)
 
     def marks(self, count: int) -> str:
         return ", ".join([self.mark] * count)
@@ -101,6 +104,7 @@ class _BatchWriter:
         self.gov_calls: list[tuple[object, ...]] = []
         self.gov_cards: list[tuple[object, ...]] = []
         self.gov_feedback: list[tuple[object, ...]] = []
+        self.responses: list[tuple[object, ...]] = []
 
     def _run(self, statement: str, params: Sequence[Any], *, many: bool = False) -> list[Any]:
         try:
@@ -172,9 +176,11 @@ class _BatchWriter:
             self._run(self.sql.insert_entry, self.entries, many=True)
             if self.cards:
                 self._run(self.sql.insert_card, self.cards, many=True)
+            # Cards before the responses that update them: both may be in this batch.
             for statement, rows in ((self.sql.insert_gov_call, self.gov_calls),
                                     (self.sql.insert_gov_card, self.gov_cards),
-                                    (self.sql.insert_gov_feedback, self.gov_feedback)):
+                                    (self.sql.insert_gov_feedback, self.gov_feedback),
+                                    (self.sql.update_response, self.responses)):
                 if rows:
                     self._run(statement, rows, many=True)
             self._run(self.sql.update_head, (self.seq, self.prev))
@@ -232,6 +238,8 @@ class _BatchWriter:
         self._append("feedback", fb.key, hook_instance, fb.card_uuid, fb.occurred_at,
                      flagged_feedback_payload(fb.feedback, hook_instance, flags))
         self.gov_feedback.append(feedback_row(self.seq, record, hook_instance, flags))
+        if not flags and hook_instance is not None:
+            self.responses.append(response_row(self.seq, record, hook_instance))
 
 
 def write_batch(conn: Connection, sql: BatchSql, items: list[Prepared]) -> list[FeedbackSummary]:

@@ -201,6 +201,22 @@ def feedback_flags(check: CardCheck | None, service_id: str | None, fb: Feedback
     return flags
 
 
+# The card's response becomes this item unless the card has a later one (outcome time, then
+# arrival): items may arrive in any order, the latest wins all the same.
+UPDATE_RESPONSE = (
+    "UPDATE gov_card SET response_outcome = {m}, response_reason = {m}, "
+    "response_accepted = {m}, response_at = {m}, response_seq = {m} "
+    "WHERE card_uuid = {m} AND hook_instance = {m} AND (response_seq IS NULL "
+    "OR response_at < {m} OR (response_at = {m} AND response_seq < {m}))")
+
+
+def response_row(seq: int, fb: FeedbackRecord, hook_instance: str) -> tuple[object, ...]:
+    """The parameters of UPDATE_RESPONSE for a stored item that fits its card."""
+    at = utc_text(fb.outcome_timestamp)
+    return (fb.outcome, fb.override_reason_code, len(fb.accepted_suggestions), at, seq,
+            fb.card_uuid, hook_instance, at, at, seq)
+
+
 def feedback_row(seq: int, fb: FeedbackRecord, hook_instance: str | None,
                  flags: list[FeedbackFlag]) -> tuple[object, ...]:
     day, week, month = periods(fb.received_at)

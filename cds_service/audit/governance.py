@@ -29,7 +29,7 @@ from cds_service.audit.measures import (
     PeriodMeasures,
 )
 from cds_service.audit.models import utc_now
-from cds_service.audit.outcomes import count_if, in_range, latest_feedback, outcome_measures
+from cds_service.audit.outcomes import count_if, in_range, outcome_measures
 from cds_service.audit.schema import gov_call, gov_card, gov_feedback
 
 NO_REASON = "(no reason given)"
@@ -134,33 +134,28 @@ class _Reader:
     def cards(self) -> None:
         c = gov_card.c
         group = (c.day, c.service_id, c.rule, c.outcome, c.tier, c.rule_version)
-        for row in self.rows(select(*group, func.count(), count_if(c.n_suggestions > 0))
-                             .where(*_card_filters(self.q)).group_by(*group)):
-            for by_rule in (self.on(row[0]).cards_by_rule, self.totals.cards_by_rule):
-                by_rule[row[2]] = by_rule.get(row[2], 0) + row[6]
-            for m in self.measures(row):
-                m.cards += row[6]
-                m.with_suggestions += int(row[7])
-
-    def responses(self) -> None:
-        c = gov_card.c
-        latest = latest_feedback()
-        group = (c.day, c.service_id, c.rule, c.outcome, c.tier, c.rule_version,
-                 latest.c.outcome, latest.c.reason_code)
-        joined = latest.join(gov_card, and_(c.card_uuid == latest.c.card_uuid,
-                                            c.hook_instance == latest.c.hook_instance))
+        accepted = c.response_outcome == "accepted"
         for row in self.rows(select(
-                *group, func.count(), count_if(and_(latest.c.n_accepted > 0,
-                                                    c.n_suggestions > 0))
-        ).select_from(joined).where(*_card_filters(self.q)).group_by(*group)):
+                *group, func.count(), count_if(c.n_suggestions > 0), count_if(accepted),
+                count_if(c.response_outcome == "overridden"),
+                count_if(and_(accepted, c.response_accepted > 0, c.n_suggestions > 0)),
+        ).where(*_card_filters(self.q)).group_by(*group)):
+            counts = [int(v) for v in row[6:]]
+            for by_rule in (self.on(row[0]).cards_by_rule, self.totals.cards_by_rule):
+                by_rule[row[2]] = by_rule.get(row[2], 0) + counts[0]
             for m in self.measures(row):
-                if row[6] == "accepted":
-                    m.accepted += row[8]
-                    m.suggestion_taken += int(row[9])
-                else:
-                    m.overridden += row[8]
-                    reason = row[7] or NO_REASON
-                    m.override_reasons[reason] = m.override_reasons.get(reason, 0) + row[8]
+                m.cards += counts[0]
+                m.with_suggestions += counts[1]
+                m.accepted += counts[2]
+                m.overridden += counts[3]
+                m.suggestion_taken += counts[4]
+        reason = c.response_reason
+        for row in self.rows(select(*group, reason, func.count()).where(
+                *_card_filters(self.q), c.response_outcome == "overridden"
+        ).group_by(*group, reason)):
+            for m in self.measures(row):
+                key = row[6] or NO_REASON
+                m.override_reasons[key] = m.override_reasons.get(key, 0) + row[7]
 
     def reason_labels(self) -> dict[str, str]:
         f = gov_feedback.c
@@ -212,7 +207,6 @@ def governance(database: AuditDatabase, q: GovernanceQuery) -> Governance:
         reader.calls()
         reader.latency()
         reader.cards()
-        reader.responses()
         reader.flagged()
         outcome_measures(conn, q, reader.at, reader.on, reader.totals)
         return reader.finish()

@@ -12,11 +12,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import Subquery
 
 from cds_service.audit.facts import BATTERY_RULE, REFILL_RULE
 from cds_service.audit.measures import GovernanceQuery, PeriodMeasures
-from cds_service.audit.schema import gov_card, gov_feedback
+from cds_service.audit.schema import gov_card
 
 At = Callable[[str], PeriodMeasures]  # a period, or a day, to the measures it adds to
 
@@ -40,17 +39,6 @@ def in_range(table: Any, q: GovernanceQuery) -> list[ColumnElement[bool]]:
     if q.service is not None:
         conds.append(table.c.service_id == q.service)
     return conds
-
-
-def latest_feedback() -> Subquery:
-    """Each card's latest feedback that fits it (by outcome time, then by arrival): the one
-    with no next, walking ix_gov_feedback_card in its order rather than sorting."""
-    f = gov_feedback.c
-    following = func.lead(f.seq).over(partition_by=(f.card_uuid, f.hook_instance),
-                                      order_by=(f.outcome_at, f.seq))
-    ranked = select(f.card_uuid, f.hook_instance, f.outcome, f.n_accepted, f.reason_code,
-                    following.label("next_seq")).where(f.flags == "").subquery()
-    return select(ranked).where(ranked.c.next_seq.is_(None)).subquery("latest")
 
 
 def _pump_cards(conn: Connection, q: GovernanceQuery, at: At, on: At,

@@ -130,9 +130,17 @@ gov_card = Table(
     Column("eos_day", Integer, nullable=True),
     Column("booked_day", Integer, nullable=True),
     Column("booked", Integer, nullable=False),
+    # The card's response: its latest feedback that fits it (by outcome time, then arrival),
+    # kept up to date by the writer so the measures need no window over the feedback.
+    Column("response_outcome", String(16), nullable=True),
+    Column("response_reason", Text, nullable=True),
+    Column("response_accepted", Integer, nullable=True),  # suggestions it accepted
+    Column("response_at", String(32), nullable=True),
+    Column("response_seq", BigInteger, nullable=True),
 )
 Index("ix_gov_card_kind", gov_card.c.day, gov_card.c.service_id, gov_card.c.rule,
-      gov_card.c.outcome, gov_card.c.tier, gov_card.c.rule_version, gov_card.c.n_suggestions)
+      gov_card.c.outcome, gov_card.c.tier, gov_card.c.rule_version, gov_card.c.n_suggestions,
+      gov_card.c.response_outcome, gov_card.c.response_accepted)
 Index("ix_gov_card_pump", gov_card.c.rule, gov_card.c.patient_key, gov_card.c.device_ref)
 
 gov_feedback = Table(
@@ -154,5 +162,3 @@ gov_feedback = Table(
     Column("n_accepted", Integer, nullable=False),
     Column("flags", String(128), nullable=False),  # comma-separated; "" when it fits its card
 )
-Index("ix_gov_feedback_card", gov_feedback.c.card_uuid, gov_feedback.c.hook_instance,
-      gov_feedback.c.outcome_at, gov_feedback.c.seq)

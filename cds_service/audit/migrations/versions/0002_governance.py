@@ -74,9 +74,15 @@ def upgrade() -> None:
         sa.Column("eos_day", sa.Integer, nullable=True),
         sa.Column("booked_day", sa.Integer, nullable=True),
         sa.Column("booked", sa.Integer, nullable=False),
+        sa.Column("response_outcome", sa.String(16), nullable=True),
+        sa.Column("response_reason", sa.Text, nullable=True),
+        sa.Column("response_accepted", sa.Integer, nullable=True),
+        sa.Column("response_at", sa.String(32), nullable=True),
+        sa.Column("response_seq", sa.BigInteger, nullable=True),
     )
-    op.create_index("ix_gov_card_kind", "gov_card", ["day", "service_id", "rule", "outcome",
-                                                     "tier", "rule_version", "n_suggestions"])
+    op.create_index("ix_gov_card_kind", "gov_card", [
+        "day", "service_id", "rule", "outcome", "tier", "rule_version", "n_suggestions",
+        "response_outcome", "response_accepted"])
     op.create_index("ix_gov_card_pump", "gov_card", ["rule", "patient_key", "device_ref"])
     op.create_table(
         "gov_feedback",
@@ -95,8 +101,6 @@ def upgrade() -> None:
         sa.Column("flags", sa.String(128), nullable=False),
     )
     op.create_index("ix_gov_feedback_day", "gov_feedback", ["day"])
-    op.create_index("ix_gov_feedback_card", "gov_feedback",
-                    ["card_uuid", "hook_instance", "outcome_at", "seq"])
 
     # The entries already in the chain get their facts now, from their hashed bodies.
     from cds_service.audit.backfill import backfill
