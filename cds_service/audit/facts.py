@@ -86,7 +86,8 @@ class CallFacts:
 
 
 def _bounded(value: str | None) -> str | None:
-    # An index key, and it comes from the chart: PostgreSQL refuses index rows over ~2.7 kB.
+    # An index key that comes from outside (the chart, or a client's reason code on a card
+    # recorded before cards kept their reasons): PostgreSQL refuses index rows over ~2.7 kB.
     return None if value is None else value[:200]
 
 
@@ -213,8 +214,9 @@ UPDATE_RESPONSE = (
 def response_row(seq: int, fb: FeedbackRecord, hook_instance: str) -> tuple[object, ...]:
     """The parameters of UPDATE_RESPONSE for a stored item that fits its card."""
     at = utc_text(fb.outcome_timestamp)
-    return (fb.outcome, fb.override_reason_code, len(fb.accepted_suggestions), at, seq,
-            fb.card_uuid, hook_instance, at, at, seq)
+    reason = _bounded(fb.override_reason_code)
+    return (fb.outcome, reason, len(fb.accepted_suggestions), at, seq, fb.card_uuid,
+            hook_instance, at, at, seq)
 
 
 def feedback_row(seq: int, fb: FeedbackRecord, hook_instance: str | None,

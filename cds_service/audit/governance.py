@@ -54,6 +54,7 @@ class _Reader:
         self.totals = PeriodMeasures(period="all")
         self.kinds: dict[Key, CardKind] = {}
         self.service_calls: dict[str, int] = {}
+        self.versions: dict[str, tuple[str, int]] = {}  # in the slice: first day, calls
 
     def at(self, period: str) -> PeriodMeasures:
         found = self.periods.get(period)
@@ -72,14 +73,18 @@ class _Reader:
     def calls(self) -> None:
         c = gov_call.c
         conds = in_range(gov_call, self.q)
+        group = (c.day, c.service_id, c.catalogue_version)
         for row in self.rows(select(
-                c.day, c.service_id, func.count(), count_if(c.http_status == 412),
-                count_if(c.http_status >= 500)).where(*conds).group_by(c.day, c.service_id)):
+                *group, func.count(), count_if(c.http_status == 412),
+                count_if(c.http_status >= 500)).where(*conds).group_by(*group)):
             for m in (self.on(row[0]).calls, self.totals.calls):
-                m.calls += row[2]
-                m.status_412 += int(row[3])
-                m.status_5xx += int(row[4])
-            self.service_calls[row[1]] = self.service_calls.get(row[1], 0) + row[2]
+                m.calls += row[3]
+                m.status_412 += int(row[4])
+                m.status_5xx += int(row[5])
+            self.service_calls[row[1]] = self.service_calls.get(row[1], 0) + row[3]
+            if row[2] is not None:
+                first_day, calls = self.versions.get(row[2], (row[0], 0))
+                self.versions[row[2]] = (min(first_day, row[0]), calls + row[3])
         # A (user, day) pair lies in one period: user-days add up from each day's users.
         for row in self.rows(select(c.day, func.count(distinct(c.user_key))).where(
                 *conds, c.user_key.is_not(None)).group_by(c.day)):
@@ -177,11 +182,10 @@ class _Reader:
         v = gov_call.c.catalogue_version
         first = {r[0]: str(r[1]) for r in self.rows(
             select(v, func.min(gov_call.c.received_at)).where(v.is_not(None)).group_by(v))}
-        in_range_ = self.rows(select(v, func.min(gov_call.c.day), func.count()).where(
-            *in_range(gov_call, self.q), v.is_not(None)).group_by(v))
-        return sorted((CatalogueVersion(version=r[0], first_seen=first[r[0]],
-                                        first_period=period_of_day(r[1], self.q.period),
-                                        calls=r[2]) for r in in_range_),
+        return sorted((CatalogueVersion(version=version, first_seen=first[version],
+                                        first_period=period_of_day(day, self.q.period),
+                                        calls=calls)
+                       for version, (day, calls) in self.versions.items()),
                       key=lambda cv: (cv.first_seen, cv.version))
 
     def finish(self) -> Governance:

@@ -87,12 +87,12 @@ gov_call = Table(
     Column("catalogue_version", Text, nullable=True),
 )
 # Each index answers one query of audit.governance from the index alone (no table reads), the
-# slice's filters (service, days) included: counts per day and service, users per day, a
-# percentile walk along a period's durations, distinct people per period, the first call of
-# each catalogue version.
+# slice's filters (service, days) included: counts per day, service and catalogue version,
+# users per day, a percentile walk along a period's durations, distinct people per period, the
+# first call of each catalogue version; a card's kind and response, overrides by reason.
 _SLICE = (gov_call.c.service_id, gov_call.c.day)
-Index("ix_gov_call_day", gov_call.c.day, gov_call.c.service_id, gov_call.c.http_status,
-      gov_call.c.user_key)
+Index("ix_gov_call_day", gov_call.c.day, gov_call.c.service_id, gov_call.c.catalogue_version,
+      gov_call.c.http_status, gov_call.c.user_key)
 Index("ix_gov_call_duration", gov_call.c.duration_ms, *_SLICE)
 Index("ix_gov_call_patient", gov_call.c.patient_key, *_SLICE)
 Index("ix_gov_call_user", gov_call.c.user_key, *_SLICE)
@@ -141,6 +141,9 @@ gov_card = Table(
 Index("ix_gov_card_kind", gov_card.c.day, gov_card.c.service_id, gov_card.c.rule,
       gov_card.c.outcome, gov_card.c.tier, gov_card.c.rule_version, gov_card.c.n_suggestions,
       gov_card.c.response_outcome, gov_card.c.response_accepted)
+Index("ix_gov_card_response", gov_card.c.response_outcome, gov_card.c.day,
+      gov_card.c.service_id, gov_card.c.rule, gov_card.c.outcome, gov_card.c.tier,
+      gov_card.c.rule_version, gov_card.c.response_reason)
 Index("ix_gov_card_pump", gov_card.c.rule, gov_card.c.patient_key, gov_card.c.device_ref)
 
 gov_feedback = Table(

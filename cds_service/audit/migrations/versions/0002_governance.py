@@ -19,7 +19,7 @@ _PERIODS = ("day", "week", "month")
 # As in schema.py, where each is explained.
 _SLICE = ["service_id", "day"]
 _CALL_INDEXES = {
-    "ix_gov_call_day": ["day", "service_id", "http_status", "user_key"],
+    "ix_gov_call_day": ["day", "service_id", "catalogue_version", "http_status", "user_key"],
     "ix_gov_call_duration": ["duration_ms", *_SLICE],
     "ix_gov_call_patient": ["patient_key", *_SLICE],
     "ix_gov_call_user": ["user_key", *_SLICE],
@@ -83,6 +83,9 @@ def upgrade() -> None:
     op.create_index("ix_gov_card_kind", "gov_card", [
         "day", "service_id", "rule", "outcome", "tier", "rule_version", "n_suggestions",
         "response_outcome", "response_accepted"])
+    op.create_index("ix_gov_card_response", "gov_card", [
+        "response_outcome", "day", "service_id", "rule", "outcome", "tier", "rule_version",
+        "response_reason"])
     op.create_index("ix_gov_card_pump", "gov_card", ["rule", "patient_key", "device_ref"])
     op.create_table(
         "gov_feedback",
