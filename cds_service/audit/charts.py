@@ -83,7 +83,10 @@ def _draw(slug: str, plot: Callable[[Axes], None], marks: list[Marker], *,
     from matplotlib.figure import Figure
 
     with _LOCK, rc_context(cast(Any, {**_RC, "svg.hashsalt": slug})):
-        fig = Figure(figsize=(10, height), layout="constrained")
+        # Fixed margins (room for the legend on the right) rather than a layout engine:
+        # constrained layout drew each chart twice and took most of the page's time.
+        fig = Figure(figsize=(10, height))
+        fig.subplots_adjust(left=0.07, right=0.72, bottom=0.2, top=0.92)
         FigureCanvasSVG(fig)
         ax = fig.add_subplot()
         plot(ax)
@@ -184,14 +187,14 @@ def _outcomes(gov: Governance) -> Callable[[Axes], None]:
         x = _dates(gov.periods)
         o = [p.outcomes for p in gov.periods]
         ax.plot(x, _ys(v.overdue_per_pump_patient for v in o), marker=".", color=PALETTE[3],
-                label="refill-overdue cards per pump patient")
+                label="overdue cards / pump patient")
         ax.plot(x, _ys(v.empty_per_pump_patient for v in o), marker=".", color=PALETTE[1],
-                label="pump-empty cards per pump patient")
+                label="empty cards / pump patient")
         ax.plot(x, _ys(_share(v.refilled_by_alarm_date, v.refills_recorded) for v in o),
-                marker=".", color=PALETTE[2], label="refills recorded by the alarm date (share)")
+                marker=".", color=PALETTE[2], label="refilled by the alarm date")
         ax.plot(x, _ys(_share(v.booked_before_end_of_service, v.pumps_with_battery_card)
                        for v in o), marker=".", color=PALETTE[0],
-                label="replacements booked before end of service (share)")
+                label="replacement booked before EOS")
         ax.set_ylim(bottom=0)
         _legend(ax)
 
@@ -231,7 +234,8 @@ def charts(gov: Governance, *, top_rules: int) -> list[Chart]:
          "p50 / p90 / p99 of the recorded call time; bars: 412 and 5xx answers recorded.",
          _latency(gov)),
         ("outcomes", f"Pump outcomes per {unit}",
-         "From the trail of refill and battery cards (definitions under the table).",
+         "From the trail of refill and battery cards (definitions under the table). The last "
+         "two lines are shares (0-1): of recorded refills, of pumps with a battery card.",
          _outcomes(gov)),
     ]
     return [Chart(slug, title, caption, _draw(slug, plot, marks))
