@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from cds_service.api import health, services
-from cds_service.api.admin import admin_router
+from cds_service.api.admin import AdminGate, admin_router
 from cds_service.api.errors import install_error_handlers
+from cds_service.api.governance import governance_router
 from cds_service.api.limits import RequestLimits
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.observe import CallObserver
@@ -66,7 +67,9 @@ def create_app(
     app.state.runtime = runtime
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(admin_router(runtime.store, settings))
+    gate = AdminGate(settings)
+    app.include_router(admin_router(runtime.store, settings, gate))
+    app.include_router(governance_router(runtime.store, settings, gate))
     app.include_router(services.router)
     app.include_router(health.router)
     if settings.sandbox_enabled:

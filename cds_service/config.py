@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -100,6 +100,17 @@ class BatterySettings(BaseModel):
     warn_months: int = Field(default=6, ge=0)
     notice_months: int = Field(default=12, ge=0)
     eri_to_eos_days: int = Field(default=90, ge=0)
+
+
+class GovernanceSettings(BaseModel):
+    """The committee's dashboard (/admin/governance, ``itb-cds audit report --html``)."""
+
+    # Periods (days, weeks or months) one answer may span: a range of years by day would be a
+    # page nobody reads and a query nobody waits for; the caller narrows the range instead.
+    max_periods: int = Field(default=400, ge=1, le=5000)
+    default_period: Literal["day", "week", "month"] = "week"
+    # Rules drawn on the "cards fired by rule" chart; the rest are summed as "other".
+    chart_rules: int = Field(default=8, ge=1, le=20)
 
 
 def _split_csv(value: object) -> object:
@@ -197,6 +208,7 @@ class Settings(BaseSettings):
     trial: TrialSettings = Field(default_factory=TrialSettings)
     refill: RefillSettings = Field(default_factory=RefillSettings)
     battery: BatterySettings = Field(default_factory=BatterySettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
 
     @field_validator("cors_origins", "mas_alternate_codes", mode="before")
     @classmethod

@@ -64,10 +64,11 @@ class AdminGate:
         return outcome_response(401, None, headers={"WWW-Authenticate": "Bearer"})
 
 
-def admin_router(store: AuditStore, settings: Settings) -> APIRouter:
+def admin_router(store: AuditStore, settings: Settings, gate: AdminGate) -> APIRouter:
+    """The audit endpoints; ``gate`` is shared by every admin router, so failed attempts on
+    any of them count against one budget."""
     router = APIRouter(prefix="/admin/audit", tags=["admin"],
                        include_in_schema=bool(settings.admin_token))
-    gate = AdminGate(settings)
 
     @router.get("/report")
     async def audit_report(request: Request, since: str | None = None,

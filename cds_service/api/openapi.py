@@ -45,8 +45,24 @@ FEEDBACK_SUMMARY: dict[str, Any] = {
     "type": "object",
     "required": ["spooled", "stored", "duplicates", "unknownCards"],
     "properties": {
-        name: {"type": "integer", "minimum": 0}
-        for name in ("spooled", "stored", "duplicates", "unknownCards")
+        **{name: {"type": "integer", "minimum": 0}
+           for name in ("spooled", "stored", "duplicates", "unknownCards")},
+        # Only when an item did not fit the card it names: stored, flagged, counted apart.
+        "flags": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "card", "flags"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "card": {"type": "string"},
+                    "flags": {"type": "array", "items": {"type": "string", "enum": [
+                        "unknown-card", "other-service", "reason-not-offered",
+                        "suggestion-not-on-card"]}},
+                },
+                "additionalProperties": False,
+            },
+        },
     },
     "additionalProperties": False,
 }

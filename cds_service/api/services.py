@@ -100,15 +100,19 @@ async def feedback(service_id: str, request: Request, _: Identity) -> Response:
     except ValidationError as exc:  # the wire model bounds what the record holds; a backstop
         raise ApiError(400, "invalid feedback", details=validation_details(exc.errors())) from None
     summary = await rt.store.record_feedback_async(service.id, records)
+    answer: dict[str, object] = {
+        "spooled": summary.spooled,
+        "stored": summary.stored,
+        "duplicates": summary.duplicates,
+        "unknownCards": summary.unknown_cards,
+    }
+    if summary.flagged:
+        # Stored all the same, and counted apart: the client learns which items (by their
+        # place in the post) did not fit the card they name, and why.
+        answer["flags"] = [{"index": f.index, "card": f.card, "flags": list(f.flags)}
+                           for f in summary.flagged]
     rt.metrics.feedback(service.id, records)
-    return JsonResponse(
-        {
-            "spooled": summary.spooled,
-            "stored": summary.stored,
-            "duplicates": summary.duplicates,
-            "unknownCards": summary.unknown_cards,
-        }
-    )
+    return JsonResponse(answer)
 
 
 def _feedback_records(service_id: str, parsed: FeedbackRequest, received: datetime

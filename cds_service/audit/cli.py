@@ -115,15 +115,43 @@ def export(
         store.close()
 
 
+Html = Annotated[Path | None, typer.Option(
+    "--html", help="Write the governance dashboard (the /admin/governance page) to this file.")]
+Period = Annotated[str | None, typer.Option(
+    "--period", help="With --html: day, week or month (default: the setting).")]
+
+
+def _write_html(store: AuditStore, path: Path, since: str | None, period: str | None) -> None:
+    # Imported here: the page pulls in matplotlib, which the other commands never need.
+    from cds_service.audit.dashboard import render_page
+    from cds_service.audit.measures import GovernanceQuery
+
+    start = parse_time(since)
+    try:
+        query = GovernanceQuery(period=period or store.settings.governance.default_period,
+                                since=start.date() if start else None)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--period must be day, week or month: {period!r}") from exc
+    page = render_page(store.governance(query),
+                       top_rules=store.settings.governance.chart_rules, links=False)
+    path.write_text(page, encoding="utf-8")
+    typer.echo(f"governance dashboard written to {path}")
+
+
 @audit_app.command()
 def report(
     since: Since = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    html: Html = None,
+    period: Period = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Per rule and outcome: cards shown, accepted, overridden (reasons), no response."""
     store = _store(database_url)
     try:
+        if html is not None:
+            _write_html(store, html, since, period)
+            return
         result = store.report(parse_time(since))
     finally:
         store.close()

@@ -7,9 +7,17 @@ queries keep their URL (credentials stripped), prefetch keys keep a SHA-256 of t
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from cds_service.audit.redact import redact_text, redact_url
 from cds_service.rules.finding import Finding, NumberValue
@@ -103,6 +111,14 @@ class FindingRecord(_Record):
         )
 
 
+class OfferedReason(_Record):
+    """An override reason a card offered, as sent on the wire (feedback is checked against it)."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
 class CardRecord(_Record):
     uuid: str
     summary: str
@@ -110,6 +126,17 @@ class CardRecord(_Record):
     rule: str | None = None
     outcome: str | None = None
     suggestion_uuids: list[str] = Field(default_factory=list)
+    # None: recorded before cards kept their reasons, so feedback cannot be checked against
+    # them; [] is "offered none". None is left out of the stored JSON, so a record without it
+    # keeps the bytes (and hashes) it always had.
+    override_reasons: list[OfferedReason] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.override_reasons is None:
+            data.pop("override_reasons", None)
+        return data
 
 
 ThresholdValue = bool | int | float | str | list[float]
@@ -170,13 +197,29 @@ class FeedbackRecord(_Record):
     received_at: UtcDatetime = Field(default_factory=utc_now)
 
 
+# Why a feedback item cannot be trusted as a response to the card it names (kept, not dropped).
+FeedbackFlag = Literal["unknown-card", "other-service", "reason-not-offered",
+                       "suggestion-not-on-card"]
+FEEDBACK_FLAGS: tuple[FeedbackFlag, ...] = ("unknown-card", "other-service",
+                                            "reason-not-offered", "suggestion-not-on-card")
+
+
 class StoredFeedback(_Record):
-    """A feedback entry as stored: joined to its call, or flagged when the card is unknown."""
+    """A feedback entry as stored: joined to its call, flagged when it does not fit its card."""
 
     seq: int
     record: FeedbackRecord
     hook_instance: str | None
     unknown_card: bool
+    flags: list[FeedbackFlag] = Field(default_factory=list)  # "unknown-card" included
+
+
+class FlaggedFeedback(_Record):
+    """One item of a feedback post that was stored flagged; ``index`` is its place in the post."""
+
+    index: int
+    card: str
+    flags: list[FeedbackFlag]
 
 
 class FeedbackSummary(_Record):
@@ -184,6 +227,7 @@ class FeedbackSummary(_Record):
     duplicates: int = 0
     unknown_cards: int = 0
     spooled: int = 0  # database unavailable: kept in the spool, counted on replay
+    flagged: list[FlaggedFeedback] = Field(default_factory=list)  # stored or duplicate
 
 
 class VerifyResult(_Record):
@@ -217,3 +261,5 @@ class Report(_Record):
     calls: int
     rows: list[ReportRow]
     unknown_card_feedback: int = 0
+    # Flagged feedback is not counted in the rows: per flag, how many items were set apart.
+    flagged_feedback: dict[str, int] = Field(default_factory=dict)

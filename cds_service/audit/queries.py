@@ -19,7 +19,7 @@ from cds_service.audit.database import AuditDatabase
 from cds_service.audit.entry import utc_text
 from cds_service.audit.keyring import AuditKeyring
 from cds_service.audit.models import CallRecord, FeedbackRecord, StoredFeedback, VerifyResult
-from cds_service.audit.schema import audit_entry, audit_head
+from cds_service.audit.schema import audit_entry, audit_head, gov_feedback
 
 # One entry of the chain: its seq, its kind ("call" or "feedback") and its payload.
 Entry = tuple[int, str, dict[str, Any]]
@@ -53,8 +53,16 @@ def calls_for(database: AuditDatabase, hook_instance: str) -> list[CallRecord]:
 
 def stored_feedback(database: AuditDatabase, *, hook_instance: str | None = None,
                     since: datetime | None = None) -> list[StoredFeedback]:
-    return [feedback_entry(seq, p) for seq, _, p in
-            entries(database, kind="feedback", hook_instance=hook_instance, since=since)]
+    stored = [feedback_entry(seq, p) for seq, _, p in
+              entries(database, kind="feedback", hook_instance=hook_instance, since=since)]
+    # Entries older than the checks carry no flags in their body; the backfill checked them.
+    query = select(gov_feedback.c.seq, gov_feedback.c.flags).where(gov_feedback.c.flags != "")
+    if since is not None:
+        query = query.where(gov_feedback.c.received_at >= utc_text(since))
+    with database.reading() as conn:
+        flagged = {int(r.seq): r.flags.split(",") for r in conn.execute(query)}
+    return [s.model_copy(update={"flags": flagged[s.seq]}) if s.seq in flagged else s
+            for s in stored]
 
 
 def calls(database: AuditDatabase, *, since: datetime | None = None,
@@ -70,6 +78,7 @@ def feedback_entry(seq: int, payload: dict[str, Any]) -> StoredFeedback:
         record=FeedbackRecord.model_validate(payload["feedback"]),
         hook_instance=payload["hook_instance"],
         unknown_card=bool(payload["unknown_card"]),
+        flags=(["unknown-card"] if payload["unknown_card"] else []) + payload.get("flags", []),
     )
 
 

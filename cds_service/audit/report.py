@@ -24,9 +24,14 @@ def build_report(calls: Iterable[CallRecord], feedback: Iterable[StoredFeedback]
     # A card's response is its latest feedback: a clinician may override, then accept.
     latest: dict[str, StoredFeedback] = {}
     unknown = 0
+    flagged: dict[str, int] = {}
     for fb in feedback:
         if fb.unknown_card:
             unknown += 1
+        if fb.flags or fb.unknown_card:
+            # Set apart: a response that does not fit its card is not a response to it.
+            for flag in fb.flags or ["unknown-card"]:
+                flagged[flag] = flagged.get(flag, 0) + 1
             continue
         seen = latest.get(fb.record.card_uuid)
         if seen is None or fb.record.outcome_timestamp >= seen.record.outcome_timestamp:
@@ -55,6 +60,7 @@ def build_report(calls: Iterable[CallRecord], feedback: Iterable[StoredFeedback]
         calls=n_calls,
         rows=[rows[k] for k in sorted(rows)],
         unknown_card_feedback=unknown,
+        flagged_feedback=dict(sorted(flagged.items())),
     )
 
 
@@ -75,7 +81,9 @@ def format_report(report: Report) -> str:
         )
         for reason, count in sorted(row.override_reasons.items()):
             lines.append(f"{'':<24}   override: {reason}: {count}")
-    if report.unknown_card_feedback:
+    if report.flagged_feedback:
         lines.append("")
-        lines.append(f"feedback for unknown cards: {report.unknown_card_feedback}")
+        lines.append("feedback set apart (flagged, not counted above):")
+        for flag, count in report.flagged_feedback.items():
+            lines.append(f"  {flag}: {count}")
     return "\n".join(lines) + "\n"

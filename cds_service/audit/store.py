@@ -15,17 +15,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
-from cds_service.audit import export, queries, report
+from cds_service.audit import export, governance, queries, report
 from cds_service.audit.batch import BatchSql, write_batch
 from cds_service.audit.database import AuditDatabase, is_outage
-from cds_service.audit.entry import Prepared, PreparedCall, PreparedFeedback
+from cds_service.audit.entry import Prepared, PreparedFeedback
+from cds_service.audit.facts import FactualCall
 from cds_service.audit.keyring import AuditKeyring
+from cds_service.audit.measures import Governance, GovernanceQuery
 from cds_service.audit.models import (
     CallRecord,
     FeedbackRecord,
@@ -119,11 +121,11 @@ class AuditStore:
         Raises AuditStoreClosed after ``close()``, ValueError for a record the chain cannot
         hold (a non-finite number).
         """
-        self._writer.write(PreparedCall.of(rec))
+        self._writer.write(FactualCall.of(rec))
 
     async def record_call_async(self, rec: CallRecord) -> None:
         """``record_call`` for the event loop: waits for the writer thread without a pool."""
-        await self._writer.write_async(PreparedCall.of(rec))
+        await self._writer.write_async(FactualCall.of(rec))
 
     def record_feedback(self, service_id: str, items: list[FeedbackRecord]) -> FeedbackSummary:
         return self._writer.write(_prepare_feedback(service_id, items))
@@ -188,7 +190,7 @@ class AuditStore:
 
     def _write_item(self, item: SpoolItem) -> FeedbackSummary:
         if isinstance(item, SpooledCall):
-            prepared: Prepared = PreparedCall.of(item.record)
+            prepared: Prepared = FactualCall.of(item.record)
         else:
             prepared = PreparedFeedback.of(item.service_id, item.records)
         [summary] = self._write_batch([prepared])
@@ -234,6 +236,14 @@ class AuditStore:
         result = queries.verify(self.database, self.keyring)
         return result.model_copy(update={"spooled": self.spool.count(),
                                          "rejected": self.spool.rejected_count()})
+
+    def governance(self, query: GovernanceQuery) -> Governance:
+        """The committee's measures for one slice, as SQL aggregates (audit.governance)."""
+        return governance.governance(self.database, query)
+
+    def governance_days(self) -> tuple[date, date] | None:
+        """The first and last day with a recorded call, or None when there is none."""
+        return governance.recorded_days(self.database)
 
     def report(self, since: datetime | None = None) -> Report:
         return report.build_report(

@@ -9,6 +9,7 @@ from cds_service.audit.models import (
     CardRecord,
     ClientIdentity,
     FindingRecord,
+    OfferedReason,
     QueryRecord,
     SkippedEntry,
 )
@@ -65,6 +66,9 @@ def call_record(trace: CallTrace, client: ClientIdentity | None = None) -> CallR
                 rule=f.rule,
                 outcome=f.outcome,
                 suggestion_uuids=[s.uuid or "" for s in c.suggestions],
+                # What the wire offered, so feedback can be checked against this very card.
+                override_reasons=[OfferedReason(system=o.system, code=o.code, display=o.display)
+                                  for o in c.overrideReasons],
             )
             for c, f in zip(trace.cards, trace.findings, strict=True)
         ],

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from cds_service.api.admin import admin_router
+from cds_service.api.admin import AdminGate, admin_router
 from cds_service.audit.models import CallRecord
 from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 def _client(store: AuditStore, settings: Settings) -> TestClient:
     app = FastAPI()
-    app.include_router(admin_router(store, settings))
+    app.include_router(admin_router(store, settings, AdminGate(settings)))
     return TestClient(app)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
-HEAD = "0002"
+HEAD = "0003"
 
 
 def at_head(connection: Connection) -> bool:
