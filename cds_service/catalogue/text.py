@@ -4,7 +4,7 @@ markdown, tables that render."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cds_service.rules.finding import Finding, Number
@@ -18,13 +18,14 @@ class NumberView:
     value: object
     unit: str | None
     source: str | None
+    cite: str = ""  # the source in the card's words ("recorded 2026-03-13", "drug label")
 
     def __str__(self) -> str:
         if self.unit == "d" and isinstance(self.value, int | float) and not isinstance(
                 self.value, bool):
             return days_in_words(self.value)
         if isinstance(self.value, str) and _INSTANT.fullmatch(self.value):
-            return f"{self.value[:10]} {self.value[11:16]} UTC"
+            return moment_text(self.value)
         if isinstance(self.value, float):
             # As computed (a mean drop of 1.25 is not 1.2), to three decimals at most.
             text = f"{self.value:.3f}".rstrip("0").rstrip(".")
@@ -34,13 +35,30 @@ class NumberView:
             f"{text} years" if self.unit == "a" else text)
 
 
+def moment_text(value: str) -> str:
+    """A date as written; an instant as its date and time of day: "2026-06-16 14:00 UTC"."""
+    if _INSTANT.fullmatch(value):
+        return f"{value[:10]} {value[11:16]} UTC"
+    return value
+
+
 def days_in_words(days: float) -> str:
-    """Whole days in words: "today", "in 1 day", "in 152 days", "5 days ago"."""
+    """Whole days until a due date, in words: "today", "in 1 day", "in 152 days", and once
+    it has passed "5 days overdue" (a clinician reads "5 days ago" as a past event, not as a
+    task left undone)."""
     whole = int(days)
     if whole == 0:
         return "today"
     unit = "day" if abs(whole) == 1 else "days"
-    return f"in {whole} {unit}" if whole > 0 else f"{-whole} {unit} ago"
+    return f"in {whole} {unit}" if whole > 0 else f"{-whole} {unit} overdue"
+
+
+def sourced(number: object) -> str:
+    """A number with where it came from: "20 mL (recorded 2026-03-13)"; the source is left
+    out when it only repeats the value (a date cited by the same date)."""
+    text = str(number)
+    cite = number.cite if isinstance(number, NumberView) else ""
+    return f"{text} ({cite})" if cite and text not in cite else text
 
 
 def count_of(number: object, noun: str) -> str:
@@ -72,8 +90,8 @@ class WorstCaseNumbers(Mapping[str, NumberView]):
 
     def __getitem__(self, key: str) -> NumberView:
         if key.endswith("Date"):
-            return NumberView("2099-12-31", None, "x" * 40)
-        return NumberView(99999.9, "mcg/day", "x" * 40)
+            return NumberView("2099-12-31", None, "x" * 40, "x" * 40)
+        return NumberView(99999.9, "mcg/day", "x" * 40, "x" * 40)
 
     def __contains__(self, key: object) -> bool:
         return True
@@ -85,8 +103,9 @@ class WorstCaseNumbers(Mapping[str, NumberView]):
         return 2
 
 
-def numbers_of(finding: Finding) -> dict[str, NumberView]:
-    return {n.key: NumberView(n.value, n.unit, n.source) for n in finding.numbers}
+def numbers_of(finding: Finding, cite: Callable[[str | None], str]) -> dict[str, NumberView]:
+    return {n.key: NumberView(n.value, n.unit, n.source, cite(n.source))
+            for n in finding.numbers}
 
 
 def number_json(n: Number) -> object:
