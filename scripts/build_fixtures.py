@@ -762,7 +762,7 @@ def card(rule: str, outcome: str, indicator: str, blocks: str | None = None) -> 
 
 CANDIDATE = card("itb-candidacy", "candidate", "info")
 # An order that takes the agent above its maximum daily dose makes the card a warning (rule
-# book: itb-candidacy, decisions).
+# book: itb-candidacy, decision order-above-maximum).
 CANDIDATE_ABOVE_MAXIMUM = card("itb-candidacy", "candidate", "warning")
 DQ_REFILL = card("itb-data-quality", "missing-data", "info", blocks="itb-refill")
 DQ_BATTERY = card("itb-data-quality", "missing-data", "info", blocks="itb-battery")

@@ -23,6 +23,7 @@ from cds_service.catalogue.templates import Templates
 from cds_service.catalogue.text import (
     WorstCaseNumbers,
     blank_line_before_tables,
+    keep_units,
     md,
     number_json,
     numbers_of,
@@ -88,6 +89,10 @@ class Catalogue:
         self._labels = Labels(self._templates, common, missing)
         # The longest missing-input label: what the trial renderings list as missing.
         self._sample_missing = "x" * 80
+
+    def family(self, name: str) -> FamilySpec | None:
+        """A card family by its file name ("refill"), for the rule book."""
+        return next((f.spec for f in self._by_rule.values() if f.name == name), None)
 
     # ---------------------------------------------------------------- loading
 
@@ -275,10 +280,10 @@ class Catalogue:
         where = f"{finding.rule}/{finding.outcome}"
         context = self._context(family, finding, patient_id, now, where)
         context["unavailable"] = unavailable
-        summary = self._templates.render(spec.summary, context, f"{where} summary")
+        summary = keep_units(self._templates.render(spec.summary, context, f"{where} summary"))
         if len(summary) > SUMMARY_MAX:
             summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
-        detail = self._detail(family, spec, finding, context, where, safety)
+        detail = keep_units(self._detail(family, spec, finding, context, where, safety))
         src = self.common.sources[spec.source or family.source]
         topic = Coding(system=self.common.code_system, code=finding.rule, display=family.topic)
         suggestions = []

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from cds_service.rules.finding import Finding, Number
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_NBSP = "\u00a0"
 _TABLE_ROW = re.compile(r"^\s*\|")
+# A space between a number and its unit: "80 mg/day", "24-72 h" (en dash), "in 5 days".
+_NUMBER_UNIT = re.compile(
+    r"(?<=\d) (?=(?:mcg/mL|mcg/day|mg/day|mg/mL|mL/day|mcg|mg|mL|h|hours?|min|days?|years?|%)"
+    r"(?![\w/]))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +31,8 @@ class NumberView:
         if self.unit == "d" and isinstance(self.value, int | float) and not isinstance(
                 self.value, bool):
             return days_in_words(self.value)
-        if isinstance(self.value, str) and _INSTANT.fullmatch(self.value):
+        if isinstance(self.value, str) and (_INSTANT.fullmatch(self.value)
+                                            or _DATE.fullmatch(self.value)):
             return moment_text(self.value)
         if isinstance(self.value, float):
             # As computed (a mean drop of 1.25 is not 1.2), to three decimals at most.
@@ -36,10 +44,17 @@ class NumberView:
 
 
 def moment_text(value: str) -> str:
-    """A date as written; an instant as its date and time of day: "2026-06-16 14:00 UTC"."""
+    """A date as clinicians write it, unambiguous in any locale and never broken across
+    lines: "16 Jun 2026" (no-break spaces; an ISO date breaks at its hyphens in a narrow
+    panel); an instant with its time of day: "16 Jun 2026 14:00 UTC". Anything else as is."""
+    found = _DATE.match(value)
+    if found is None or not (_INSTANT.fullmatch(value) or _DATE.fullmatch(value)):
+        return value
+    year, month, day = found.groups()
+    text = _NBSP.join((str(int(day)), _MONTHS[int(month) - 1], year))
     if _INSTANT.fullmatch(value):
-        return f"{value[:10]} {value[11:16]} UTC"
-    return value
+        text += f" {value[11:16]}{_NBSP}UTC"
+    return text
 
 
 def days_in_words(days: float) -> str:
@@ -66,6 +81,12 @@ def count_of(number: object, noun: str) -> str:
     value = number.value if isinstance(number, NumberView) else number
     plural = noun if value == 1 else f"{noun}s"
     return f"{number} {plural}"
+
+
+def keep_units(text: str) -> str:
+    """A number and its unit joined by a no-break space: a narrow panel must not show "80" at
+    the end of one line and "mg/day" at the start of the next."""
+    return _NUMBER_UNIT.sub("\u00a0", text)
 
 
 def blank_line_before_tables(text: str) -> str:

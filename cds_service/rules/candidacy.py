@@ -214,9 +214,9 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
         cited = {e.reference for e in draft.evidence}
         draft.see(*(medication_evidence(m, EvidenceLabel.DRAFT_ORDER) for m in drafts
                     if m.ref not in cited))
-        # Issue 16 (rule book: itb-candidacy, decisions): an order that would take the agent
-        # above its maximum is a dosing problem to fix before signing, so the card says it as
-        # a warning, whatever else it says.
+        # An order that would take the agent above its maximum is a dosing problem to fix
+        # before signing, so the card says it as a warning, whatever else it says (rule book:
+        # itb-candidacy, decision order-above-maximum).
         if _draft_above_maximum(chart, age, draft) and tier is Tier.INFO:
             tier = Tier.WARNING
     reason_refs = tuple(c.fact.ref for c in chart.origin + chart.dystonia)

@@ -51,8 +51,8 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
     "itb-data-quality": {"missing-data": "info"},
 }
 
-# Tiers an outcome takes in a stated case instead (rule book: itb-candidacy, decisions: an
-# order above the maximum daily dose).
+# Tiers an outcome takes in a stated case instead (rule book: itb-candidacy, decision
+# order-above-maximum).
 RAISED_INDICATORS: Mapping[tuple[str, str], Indicator] = {
     ("itb-candidacy", "candidate"): "warning",
     ("itb-candidacy", "deferred"): "warning",

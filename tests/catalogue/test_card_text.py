@@ -18,6 +18,7 @@ from cds_service.catalogue import (
     count_of,
     days_in_words,
 )
+from cds_service.catalogue.text import keep_units
 from cds_service.rules.finding import (
     Evidence,
     EvidenceLabel,
@@ -39,8 +40,15 @@ def catalogue() -> Catalogue:
 
 
 def render(catalogue: Catalogue, finding: Finding) -> str:
+    """The card's text, its no-break spaces (number and unit) read as spaces."""
     [card] = catalogue.render([finding], patient_id="p", now=NOW, terminology_versions={})
-    return card.summary + "\n" + (card.detail or "")
+    return (card.summary + "\n" + (card.detail or "")).replace("\u00a0", " ")
+
+
+def test_a_number_and_its_unit_are_never_split_across_lines() -> None:
+    assert keep_units("80 mg/day, 24-72 h, in 5 days, 20 mL of 1000 mcg/mL") == (
+        "80\u00a0mg/day, 24-72\u00a0h, in 5\u00a0days, 20\u00a0mL of 1000\u00a0mcg/mL")
+    assert keep_units("2026-06-11 on day 3 midday") == "2026-06-11 on day 3 midday"
 
 
 @pytest.mark.parametrize(("days", "words"), [
@@ -55,7 +63,10 @@ def test_days_are_whole_days_in_words(days: int, words: str) -> None:
 def test_numbers_show_as_computed_and_instants_with_their_time() -> None:
     assert str(NumberView(1.25, None, None)) == "1.25"
     assert str(NumberView(133.3333, "mcg/day", None)) == "133.333 mcg/day"
-    assert str(NumberView("2026-06-16T14:00:00Z", None, None)) == "2026-06-16 14:00 UTC"
+    # Dates as clinicians write them, unambiguous, and never broken across lines.
+    assert str(NumberView("2026-06-16T14:00:00Z", None, None)) == (
+        "16\u00a0Jun\u00a02026 14:00\u00a0UTC")
+    assert str(NumberView("2026-06-06", None, None)) == "6\u00a0Jun\u00a02026"
 
 
 def test_a_table_always_has_a_blank_line_before_it() -> None:
@@ -80,7 +91,7 @@ def test_negative_next_step_reads_well_and_gives_the_time(catalogue: Catalogue) 
         Number("nextDoseMcg", 75.0, "mcg"), Number("earliestRepeatDate", "2026-06-15"),
         Number("earliestRepeatAt", "2026-06-15T08:00:00Z")))
     assert "at 50 mcg was **negative**" in text
-    assert "no sooner than 2026-06-15 08:00 UTC" in text
+    assert "no sooner than 15 Jun 2026 08:00 UTC" in text
     assert "- Modified Ashworth, mean drop: 0.25" in text
     for i, line in enumerate(lines := text.split("\n")):
         if line.startswith("- ") and not lines[i - 1].startswith("- "):
@@ -184,13 +195,14 @@ def test_missing_inputs_and_evidence_are_said_in_the_cards_words(catalogue: Cata
                            value_label=EvidenceLabel.DOSE_NOT_COMPUTABLE,
                            words=words(name="", kind="MedicationRequest", status="")),))
     [card] = catalogue.render([finding], patient_id="p", now=NOW, terminology_versions={})
-    # The order is cited as a clinician would ("order 2026-01-10"), never by its id.
-    said = "daily dose of oral tizanidine (order 2026-01-10): dose and frequency"
-    assert f"- {said}" in (card.detail or "")
-    assert card.extension["itb-cds.finding"]["missing"] == [said]  # type: ignore[index]
-    assert ("- Medication, order 2026-01-10: daily dose not computable"
-            in (card.detail or ""))
-    assert "MedicationRequest" not in (card.detail or "")
+    # The order is cited as a clinician would ("order 10 Jan 2026"), never by its id.
+    detail = (card.detail or "").replace("\u00a0", " ")
+    said = "daily dose of oral tizanidine (order 10 Jan 2026): dose and frequency"
+    assert f"- {said}" in detail
+    missing = card.extension["itb-cds.finding"]["missing"]  # type: ignore[index]
+    assert [m.replace("\u00a0", " ") for m in missing] == [said]
+    assert "- Medication, order 10 Jan 2026: daily dose not computable" in detail
+    assert "MedicationRequest" not in detail
 
 
 def test_a_pump_without_a_model_is_called_an_itb_pump(catalogue: Catalogue) -> None:
