@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from cds_service.rules.finding import Finding, Number
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z")
+_NUMBER_DASH = re.compile(r"(?<=\d)([-\u2013])(?=\d)")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _NBSP = "\u00a0"
@@ -84,9 +85,11 @@ def count_of(number: object, noun: str) -> str:
 
 
 def keep_units(text: str) -> str:
-    """A number and its unit joined by a no-break space: a narrow panel must not show "80" at
-    the end of one line and "mg/day" at the start of the next."""
-    return _NUMBER_UNIT.sub("\u00a0", text)
+    """A number and its unit joined by a no-break space, and a range or model number
+    ("30-60 min", "8637-20") held together by word joiners around its dash: a narrow panel
+    must not show "80" at the end of one line and "mg/day" at the start of the next, nor
+    "8637-" and "20" (Chromium breaks after a hyphen between digits)."""
+    return _NUMBER_DASH.sub("\u2060\\1\u2060", _NUMBER_UNIT.sub("\u00a0", text))
 
 
 def blank_line_before_tables(text: str) -> str:

@@ -52,8 +52,10 @@ def entries() -> list[Entry]:
 
 
 def plain(markdown: str) -> str:
-    """What a clinician reads: markdown escapes and emphasis gone, no-break spaces as spaces."""
-    return markdown.replace("\\", "").replace("**", "").replace("\u00a0", " ")
+    """What a clinician reads: markdown escapes and emphasis gone, no-break spaces as spaces,
+    no word joiners."""
+    return (markdown.replace("\\", "").replace("**", "").replace("\u00a0", " ")
+            .replace("\u2060", ""))
 
 
 def lead(detail: str) -> list[str]:

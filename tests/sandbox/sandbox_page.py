@@ -95,10 +95,11 @@ def unexpected_console_errors(errors: list[str]) -> list[str]:
     return [e for e in errors if not REFUSED_RESOURCE.match(e)]
 
 
-# Every date, time and number in a card's text, each as one run that must sit on one line
-# (a number keeps its unit: the service joins them with a no-break space).
+# Every date, time, number, range and model number in a card's text, each as one run that
+# must sit on one line (a number keeps its unit: the service joins them with a no-break
+# space).
 _RUNS = (r"\d{1,2}\u00a0[A-Z][a-z]{2}\u00a0\d{4}|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}"
-         r"|\d+(?:[.,]\d+)*(?:\u00a0[^\s]+)?")
+         r"|\d+(?:[-\u2013\u2060]+\d+)+|\d+(?:[.,]\d+)*(?:\u00a0[^\s]+)?")
 CARD_PROBLEMS_JS = """
 ([cards, runs, width]) => {
   const problems = [];
