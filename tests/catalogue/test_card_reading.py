@@ -28,6 +28,8 @@ RESOURCE_TYPES = ("Patient", "Condition", "Medication", "MedicationRequest",
                   "Appointment", "Encounter", "Practitioner")
 RESOURCE = re.compile(r"\b(?:" + "|".join(RESOURCE_TYPES) + r")\b(?:/\S+)?")
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+# A number key or other code name in camelCase ("daysUntilDue") shown for want of a label.
+CAMEL = re.compile(r"\b[a-z]{2,}[A-Z][a-z]+[A-Za-z]*\b")  # not "mL"
 # A formula letter standing alone ("(V - R)·C/D", "L + V"), or the dot of a product.
 FORMULA = re.compile(r"(?<![\w.'\u2019])[VCDRL](?![\w.'\u2019])|\u00b7")
 # What only developers call things: table and value-set names, "setting x".
@@ -86,7 +88,8 @@ def test_no_setting_key_formula_resource_id_or_snake_case_reaches_a_clinician(
     for scenario, card in cards(entries):
         for part in ("summary", "detail"):
             text = plain(card.get(part, ""))
-            found = (RESOURCE.findall(text) + SNAKE.findall(text) + FORMULA.findall(text)
+            found = (RESOURCE.findall(text) + SNAKE.findall(text) + CAMEL.findall(text)
+                     + FORMULA.findall(text)
                      + DEVELOPER_WORDS.findall(text)
                      + [k for k in keys if re.search(rf"\b{re.escape(k)}\b", text)])
             problems += [f"{scenario} {part}: {f!r}" for f in found]
