@@ -106,6 +106,23 @@ def schema(
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+def rulebook(
+    out: Annotated[Path, typer.Option(
+        help="Folder for rulebook.md, rulebook.html and the card-gallery.html they link.")
+    ] = Path("docs"),
+) -> None:
+    """Write the rule book, generated from the cards, settings, value sets and registries."""
+    from cds_service.rulebook import RuleBookError, write
+
+    try:
+        written = write(_settings(), out)
+    except RuleBookError as exc:
+        raise UserError(str(exc)) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
 def _instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)

@@ -53,53 +53,93 @@ class Profile(StrEnum):
     PRODUCTION = "production"
 
 
+# The rule sections: every field's description is what the rule book says of it.
 class CandidacySettings(BaseModel):
-    min_failed_agents: int = Field(default=1, ge=1)
-    tbi_wait_months: int = Field(default=12, ge=0)
-    min_age_years: int = Field(default=4, ge=0)
+    min_failed_agents: int = Field(
+        default=1, ge=1, description="Oral antispasticity agents that must have failed.")
+    tbi_wait_months: int = Field(
+        default=12, ge=0, description="Months to wait after a traumatic brain injury before "
+        "long-term intrathecal baclofen (label: at least one year).")
+    min_age_years: int = Field(
+        default=4, ge=0, description="Youngest age for a candidacy card (label: 4 years).")
 
 
 class TrialSettings(BaseModel):
-    lookback_days: int = Field(default=30, ge=1)
-    mas_drop: float = Field(default=1.0, gt=0)
-    penn_drop: int = Field(default=1, ge=1)
-    undocumented_after_hours: float = Field(default=8.0, gt=0)
+    lookback_days: int = Field(
+        default=30, ge=1, description="How far back a screening trial counts.")
+    mas_drop: float = Field(
+        default=1.0, gt=0, description="Mean Modified Ashworth drop over matched body sites "
+        "that makes a trial positive.")
+    penn_drop: int = Field(
+        default=1, ge=1, description="Penn spasm frequency drop that makes a trial positive.")
+    undocumented_after_hours: float = Field(
+        default=8.0, gt=0, description="Hours after the bolus with no outcome before the "
+        "trial is called undocumented.")
     # Label: screening steps 50 -> 75 -> 100 mcg (25 mcg for very small children); the
     # highest step is the last one a negative trial can go to.
-    labeled_steps_mcg: list[float] = Field(default_factory=lambda: [25.0, 50.0, 75.0, 100.0],
-                                           min_length=1)
-    repeat_after_hours: float = Field(default=24.0, gt=0)
+    labeled_steps_mcg: list[float] = Field(
+        default_factory=lambda: [25.0, 50.0, 75.0, 100.0], min_length=1,
+        description="Labeled screening doses (mcg); a negative trial at the highest is final.")
+    repeat_after_hours: float = Field(
+        default=24.0, gt=0, description="A repeat trial no sooner than this after the last.")
     # Spasticity scores: baseline in the hours before the bolus, effect in a window after it.
-    baseline_hours: float = Field(default=24.0, gt=0)
-    post_from_hours: float = Field(default=1.0, ge=0)
-    post_to_hours: float = Field(default=8.0, gt=0)
-    response_window_hours: float = Field(default=24.0, gt=0)
-    effect_record_window_hours: float = Field(default=48.0, gt=0)
+    baseline_hours: float = Field(
+        default=24.0, gt=0, description="Baseline scores: the hours before the bolus.")
+    post_from_hours: float = Field(
+        default=1.0, ge=0, description="Effect scores: from this many hours after the bolus.")
+    post_to_hours: float = Field(
+        default=8.0, gt=0, description="Effect scores: up to this many hours after the bolus.")
+    response_window_hours: float = Field(
+        default=24.0, gt=0, description="A recorded trial response counts within this many "
+        "hours after the bolus.")
+    effect_record_window_hours: float = Field(
+        default=48.0, gt=0, description="A recorded effect duration counts within this many "
+        "hours after the bolus.")
     # Label: effect shorter than this -> start the pump at twice the screening dose per day.
-    long_effect_hours: float = Field(default=8.0, gt=0)
+    long_effect_hours: float = Field(
+        default=8.0, gt=0, description="Effect shorter than this: start the pump at twice "
+        "the screening dose per day (label).")
     # How chart entries are read (recorded under thresholds()["reading"], not in "trial": that
     # dict is what every audit record has held since 1.0). A procedure and the administration
     # of its bolus, charted this close to each other, are one trial.
-    same_trial_hours: float = Field(default=12.0, ge=0, exclude=True)
+    same_trial_hours: float = Field(
+        default=12.0, ge=0, exclude=True, description="A procedure and a bolus charted this "
+        "close together are one trial.")
     # A bare number in a procedure extension is a dose in mcg up to this bound: a screening
     # bolus is 25-100 mcg, and a larger number is something else (a volume, a code).
-    bare_dose_max_mcg: float = Field(default=500.0, gt=0, exclude=True)
+    bare_dose_max_mcg: float = Field(
+        default=500.0, gt=0, exclude=True, description="A bare number in a procedure "
+        "extension is read as the trial dose (mcg) up to this bound.")
 
 
 class RefillSettings(BaseModel):
-    reserve_ml: float = Field(default=2.0, ge=0)
-    max_interval_days: int = Field(default=180, ge=1)
-    warn_days: int = Field(default=7, ge=0)
-    notice_days: int = Field(default=14, ge=0)
-    # Observations and bookings this close to a refill belong to its visit (clinical-rules.md
-    # 8.8: the same calendar day, +- 1 day). Recorded under thresholds()["reading"].
-    same_visit_days: float = Field(default=1.0, ge=0, exclude=True)
+    reserve_ml: float = Field(
+        default=2.0, ge=0, description="Low-reservoir alarm volume (mL) when none is "
+        "programmed.")
+    max_interval_days: int = Field(
+        default=180, ge=1, description="Drug stability limit: days between refills at most.")
+    warn_days: int = Field(
+        default=7, ge=0, description="Refill due within this many days: warning.")
+    notice_days: int = Field(
+        default=14, ge=0, description="Refill due within this many days: notice (info).")
+    # Observations and bookings this close to a refill belong to its visit (rule book:
+    # itb-refill, decision same-visit: the same calendar day, +- 1 day). Recorded under
+    # thresholds()["reading"].
+    same_visit_days: float = Field(
+        default=1.0, ge=0, exclude=True, description="Observations and bookings this close "
+        "to a refill belong to its visit.")
 
 
 class BatterySettings(BaseModel):
-    warn_months: int = Field(default=6, ge=0)
-    notice_months: int = Field(default=12, ge=0)
-    eri_to_eos_days: int = Field(default=90, ge=0)
+    warn_months: int = Field(
+        default=6, ge=0, description="End of service within this many months: warning, plan "
+        "the replacement.")
+    notice_months: int = Field(
+        default=12, ge=0, description="End of service within this many months: notice "
+        "(info).")
+    eri_to_eos_days: int = Field(
+        default=90, ge=0, description="End of service at most this many days after the "
+        "elective replacement indicator.")
 
 
 class GovernanceSettings(BaseModel):

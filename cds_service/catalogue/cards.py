@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from cds_service.catalogue.schema import (
 )
 from cds_service.catalogue.templates import Templates
 from cds_service.catalogue.text import (
-    NumberView,
     WorstCaseNumbers,
     blank_line_before_tables,
+    keep_units,
     md,
     number_json,
     numbers_of,
+    sourced,
 )
 from cds_service.hooks.models import (
     SUMMARY_MAX,
@@ -39,10 +41,30 @@ from cds_service.hooks.models import (
 )
 from cds_service.rules.finding import Finding, Tier
 
+_BLANK_LINES = re.compile(r"\n{3,}")
 FAMILIES = ("candidacy", "trial", "refill", "battery", "data-quality")
 _TIER_ORDER = {Tier.CRITICAL: 0, Tier.WARNING: 1, Tier.INFO: 2}
 # ServiceRequest.reasonReference may only point at these (FHIR R4).
 _REASON_TYPES = ("Condition/", "Observation/", "DiagnosticReport/", "DocumentReference/")
+
+
+class _Section:
+    """A family's named block of text, rendered where an outcome's text puts it (and only
+    then: a section may read numbers that only some outcomes have)."""
+
+    def __init__(self, templates: Templates, text: str, context: dict[str, Any],
+                 where: str) -> None:
+        self._args = (templates, text, context, where)
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            templates, text, context, where = self._args
+            self._text = templates.render(text, context, where)
+        return self._text
+
+    def __bool__(self) -> bool:
+        return bool(str(self))
 
 
 @dataclass(frozen=True)
@@ -60,12 +82,17 @@ class Catalogue:
         }
         self.version = ";".join(f"{k}@{v}" for k, v in self.versions.items())
         self._templates = Templates()
+        self._templates.use_frequencies(common.frequency_words)
         # One table of missing-input labels: a code means the same input whichever family
         # (today only data-quality) says it.
         missing = {code: text for f in families.values() for code, text in f.spec.missing.items()}
-        self._labels = Labels(self._templates, common.evidence_labels, missing)
+        self._labels = Labels(self._templates, common, missing)
         # The longest missing-input label: what the trial renderings list as missing.
         self._sample_missing = "x" * 80
+
+    def family(self, name: str) -> FamilySpec | None:
+        """A card family by its file name ("refill"), for the rule book."""
+        return next((f.spec for f in self._by_rule.values() if f.name == name), None)
 
     # ---------------------------------------------------------------- loading
 
@@ -91,6 +118,12 @@ class Catalogue:
                 raise CatalogueError(f"{path}: source: unknown source {spec.source!r}")
             for key, text in spec.notes.items():
                 self._trial_render(f"{path}: notes.{key}", text, spec.rule)
+            for key, text in spec.sections.items():
+                self._trial_render(f"{path}: sections.{key}", text, spec.rule)
+            for o_spec in spec.override_reasons:
+                if o_spec.system != "local" and o_spec.system not in self.common.override_systems:
+                    raise CatalogueError(f"{path}: override_reasons: {o_spec.code}: unknown "
+                                         f"system {o_spec.system!r}")
             for outcome, o in spec.outcomes.items():
                 self._check_outcome(f"{path}: outcomes.{outcome}", o, spec.rule)
 
@@ -126,7 +159,8 @@ class Catalogue:
         return self._templates.render(text, self._sample_context(rule), where, strip=False)
 
     def _sample_context(self, rule: str) -> dict[str, Any]:
-        return {
+        family = self._by_rule[rule].spec
+        return dict.fromkeys(family.sections, "") | {
             "n": WorstCaseNumbers(),
             "rule": rule,
             "outcome": "x",
@@ -136,6 +170,7 @@ class Catalogue:
             "notes": [],
             "evidence_md": "",
             "numbers_md": "",
+            "rows": [],
             "patient_id": "p" * 64,
             "today": "2099-12-31",
             "unavailable": ["medication administrations", "observations"],
@@ -147,10 +182,17 @@ class Catalogue:
                terminology_versions: dict[str, str],
                unavailable: Sequence[str] = ()) -> list[Card]:
         """One card per finding, in ``order(findings)``. ``unavailable``: prefetch keys that
-        could not be obtained; every card says so."""
+        could not be obtained; every card says so. The pump safety reminders are said once,
+        on the first (most urgent) pump card."""
         ordered = self.order(findings)
         labels = [self.common.prefetch_labels.get(k, k) for k in unavailable]
-        return [self._card(f, patient_id, now, terminology_versions, labels) for f in ordered]
+        pump = next((i for i, f in enumerate(ordered) if self._is_pump_card(f)), None)
+        return [self._card(f, patient_id, now, terminology_versions, labels, i == pump)
+                for i, f in enumerate(ordered)]
+
+    def _is_pump_card(self, finding: Finding) -> bool:
+        family = self._by_rule.get(finding.rule)
+        return finding.device_ref is not None or (family is not None and family.spec.pump_card)
 
     @staticmethod
     def order(findings: Sequence[Finding]) -> list[Finding]:
@@ -166,34 +208,39 @@ class Catalogue:
             raise CatalogueError(f"{finding.rule}: no card for outcome {finding.outcome!r}")
         return family.spec, outcome
 
-    def _context(self, finding: Finding, patient_id: str, now: datetime) -> dict[str, Any]:
-        return {
-            "n": numbers_of(finding),
+    def _context(self, family: FamilySpec, finding: Finding, patient_id: str, now: datetime,
+                 where: str) -> dict[str, Any]:
+        rows = self._labels.rows(finding)
+        numbers = numbers_of(finding, lambda origin: self._labels.source(origin, rows))
+        context: dict[str, Any] = {
+            "n": numbers,
             "rule": finding.rule,
             "outcome": finding.outcome,
             "tier": str(finding.tier),
             "blocks": finding.blocks or "",
-            "missing": self._labels.missing(finding),
+            "missing": self._labels.missing(finding, rows),
             "notes": list(finding.notes),
-            "evidence_md": self._labels.evidence_md(finding),
-            "numbers_md": self._numbers_md(finding),
+            "rows": rows,
+            "evidence_md": self._labels.evidence_md(rows),
+            "numbers_md": self._numbers_md(finding, numbers),
             "patient_id": patient_id,
             "today": now.date().isoformat(),
         }
+        for name, text in family.sections.items():
+            context[name] = _Section(self._templates, text, context, f"{where} section {name}")
+        return context
 
-    def _numbers_md(self, finding: Finding) -> str:
-        if not finding.numbers:
-            return ""
-        labels = self.common.number_labels
-        rows = ["| Number | Value | From |", "|---|---|---|"]
+    def _numbers_md(self, finding: Finding, numbers: dict[str, Any]) -> str:
+        """The numbers list: "Label: value (source)", one short line each."""
+        lines = []
         for n in finding.numbers:
-            view = NumberView(n.value, n.unit, n.source)
-            rows.append(f"| {md(labels.get(n.key, n.key))} | {md(view)} | "
-                        f"{md(n.source or '')} |")
-        return "\n".join(rows)
+            label = self.common.number_labels.get(n.key, n.key)
+            if label:
+                lines.append(f"- {md(label)}: {md(sourced(numbers[n.key]))}")
+        return "\n".join(lines)
 
     def _detail(self, family: FamilySpec, spec: OutcomeSpec, finding: Finding,
-                context: dict[str, Any], where: str) -> str:
+                context: dict[str, Any], where: str, safety: bool) -> str:
         parts = [self._templates.render(spec.detail, context, f"{where} detail")]
         # A note whose text is empty is said elsewhere (the pump safety reminders).
         rendered_notes = [
@@ -203,22 +250,40 @@ class Catalogue:
         note_lines = ["- " + text for text in rendered_notes if text]
         if note_lines:
             parts.append("**Notes**\n\n" + "\n".join(note_lines))
-        if family.pump_card or (finding.device_ref is not None):
+        if safety:
             parts.append(self._templates.render(self.common.safety_reminders, context, "safety"))
         if context["unavailable"]:
             parts.append(self._templates.render(self.common.data_gap_note, context, "data gap"))
-        return blank_line_before_tables("\n\n".join(p for p in parts if p))
+        text = blank_line_before_tables("\n\n".join(p for p in parts if p))
+        # A section left empty (no dose problem, no evidence) leaves no gap behind.
+        return _BLANK_LINES.sub("\n\n", text)
+
+    def _overrides(self, family: FamilySpec, finding: Finding) -> list[OverrideReason]:
+        fits = {finding.outcome, *finding.notes} | ({finding.blocks} if finding.blocks else set())
+        return [
+            OverrideReason(system=self.override_system(o.system), code=o.code,
+                           display=o.display)
+            for o in family.override_reasons
+            if not o.applies_to or fits & set(o.applies_to)
+        ]
+
+    def override_system(self, key: str) -> str:
+        """The URI of an override reason's code system ("local": the service's own)."""
+        if key == "local":
+            return self.common.code_system
+        return self.common.override_systems[key].url
 
     def _card(self, finding: Finding, patient_id: str, now: datetime,
-              terminology_versions: dict[str, str], unavailable: list[str]) -> Card:
+              terminology_versions: dict[str, str], unavailable: list[str],
+              safety: bool) -> Card:
         family, spec = self._family(finding)
         where = f"{finding.rule}/{finding.outcome}"
-        context = self._context(finding, patient_id, now)
+        context = self._context(family, finding, patient_id, now, where)
         context["unavailable"] = unavailable
-        summary = self._templates.render(spec.summary, context, f"{where} summary")
+        summary = keep_units(self._templates.render(spec.summary, context, f"{where} summary"))
         if len(summary) > SUMMARY_MAX:
             summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
-        detail = self._detail(family, spec, finding, context, where)
+        detail = keep_units(self._detail(family, spec, finding, context, where, safety))
         src = self.common.sources[spec.source or family.source]
         topic = Coding(system=self.common.code_system, code=finding.rule, display=family.topic)
         suggestions = []
@@ -234,12 +299,7 @@ class Catalogue:
             source=Source(label=src.label, url=src.url, topic=topic),
             suggestions=suggestions,
             selectionBehavior="at-most-one" if suggestions else None,
-            overrideReasons=[
-                OverrideReason(system=self.common.code_system, code=o.code, display=o.display)
-                for o in family.override_reasons
-                if not o.applies_to or finding.outcome in o.applies_to
-                or (finding.blocks is not None and finding.blocks in o.applies_to)
-            ],
+            overrideReasons=self._overrides(family, finding),
             links=[Link(label=link.label, url=link.url, type="absolute")
                    for link in family.links],
             extension={"itb-cds.finding": extension
@@ -261,7 +321,8 @@ class Catalogue:
             "dates": dates,
             "missing": list(missing),
             "notes": list(finding.notes),
-            "evidence": [e.reference for e in finding.evidence if e.reference],
+            "evidence": list(dict.fromkeys(e.reference for e in finding.evidence
+                                           if e.reference)),
         }
         if finding.blocks:
             body["blocks"] = finding.blocks

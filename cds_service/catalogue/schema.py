@@ -29,9 +29,27 @@ class SourceSpec(_Spec):
 
 class OverrideSpec(_Spec):
     code: str = Field(min_length=1)
+    # What the clinician picks from; for a standard code, the code system's own display is
+    # ``standard_display`` (the rule book shows both).
     display: str = Field(min_length=1)
-    # Outcomes, or for data-quality cards the blocked rule ids, this reason fits; empty: all.
+    system: str = "local"  # key of common.yaml override_systems
+    standard_display: str | None = None
+    # Outcomes, or for data-quality cards the blocked rule ids, or note keys: the reason
+    # fits a card with any of them; empty: every card of the family.
     applies_to: tuple[str, ...] = ()
+
+
+class CodeSystemSpec(_Spec):
+    url: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    version: str | None = None
+
+
+class RaisedSpec(_Spec):
+    """A tier the rule gives this outcome in a stated case (the card's default otherwise)."""
+
+    indicator: Literal["info", "warning", "critical"]
+    when: str = Field(min_length=1)
 
 
 class LinkSpec(_Spec):
@@ -49,6 +67,7 @@ class SuggestionSpec(_Spec):
 
 class OutcomeSpec(_Spec):
     indicator: Literal["info", "warning", "critical"]
+    raised: RaisedSpec | None = None
     summary: str = Field(min_length=1)
     detail: str = Field(min_length=1)
     source: str | None = None  # key of common.yaml sources; default: the family's
@@ -64,6 +83,9 @@ class FamilySpec(_Spec):
     override_reasons: tuple[OverrideSpec, ...] = ()
     links: tuple[LinkSpec, ...] = ()
     notes: dict[str, str] = Field(default_factory=dict)
+    # Named blocks of text (templates) every outcome of the family may put in its detail as
+    # {{ name }}: the calculation a refill and a battery card share, for instance.
+    sections: dict[str, str] = Field(default_factory=dict)
     # Missing-input code -> label template (its words: the chart's, e.g. {{ agent }}).
     missing: dict[str, str] = Field(default_factory=dict)
     outcomes: dict[str, OutcomeSpec] = Field(min_length=1)
@@ -73,9 +95,22 @@ class CommonSpec(_Spec):
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     code_system: str = Field(min_length=1)
     sources: dict[str, SourceSpec]
+    # Standard code systems of override reasons (key -> system); "local" is code_system.
+    override_systems: dict[str, CodeSystemSpec]
+    # Number key -> how the numbers list names it ("" = not listed: the text says it).
     number_labels: dict[str, str]
-    # Evidence-label code -> template of an evidence row's "What" (or of its value in words).
+    # Evidence-label code -> template of a whole evidence row ("" = not listed: a number
+    # cites it), or of its value in words. Templates read the chart's words, date, value
+    # and kind_word.
     evidence_labels: dict[str, str]
+    # Evidence-label code -> how a number taken from that row cites it ("refill {{ date }}").
+    evidence_cites: dict[str, str]
+    # Source kind of a number that is not a chart entry -> how it reads ({{ detail }}).
+    source_labels: dict[str, str]
+    # FHIR resource type -> the word a clinician uses ("" : any other type).
+    resource_words: dict[str, str]
+    # Times a day -> how a prescriber writes it; "other": any other number ({{ n }}).
+    frequency_words: dict[str, str]
     safety_reminders: str = Field(min_length=1)
     # Said on every card when some prefetch data could not be obtained (template gets
     # ``unavailable``: the labels below of the keys that are missing).

@@ -10,7 +10,7 @@ from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from cds_service.catalogue.schema import CatalogueError
-from cds_service.catalogue.text import count_of, md
+from cds_service.catalogue.text import count_of, md, sourced
 
 
 class Templates:
@@ -20,8 +20,22 @@ class Templates:
         )
         self._env.filters["md"] = md
         self._env.filters["count_of"] = count_of
+        self._env.filters["sourced"] = sourced
+        self._env.filters["frequency"] = self._frequency
+        self._frequencies: Mapping[str, str] = {}
         # Compiling a template costs more than rendering it: compile each text once.
         self._compiled: dict[str, Any] = {}
+
+    def use_frequencies(self, words: Mapping[str, str]) -> None:
+        """How many times a day reads ("3" -> "TID"); "other" says any other number."""
+        self._frequencies = words
+
+    def _frequency(self, per_day: object) -> str:
+        text = str(per_day)
+        if text in self._frequencies:
+            return self._frequencies[text]
+        return self.render(self._frequencies.get("other", "{{ n }}/day"), {"n": text},
+                           "frequency_words.other")
 
     def compile(self, text: str, where: str) -> Any:
         template = self._compiled.get(text)

@@ -1,4 +1,4 @@
-"""Battery / replacement due for programmable pumps (clinical-rules.md section 5)."""
+"""Battery / replacement due for programmable pumps (rule book: itb-battery)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from cds_service.config import BatterySettings
 from cds_service.rules.chart import BOOKED_APPOINTMENT, label, when
 from cds_service.rules.dates import add_months, add_years, calendar_days_until, iso_date
 from cds_service.rules.draft import Draft
-from cds_service.rules.finding import Evidence, EvidenceLabel, Finding, MissingInput, Tier, words
+from cds_service.rules.finding import (
+    Evidence,
+    EvidenceLabel,
+    Finding,
+    MissingInput,
+    SourceKind,
+    Tier,
+    source,
+    words,
+)
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import Pump, programmability, pump_evidence
 
@@ -126,20 +135,22 @@ def _end_of_service(pump: Pump, implanted: datetime, chart: ChartIndex, now: dat
     and whether an ERI is recorded."""
     if pump.model is not None and pump.model.service_life_years:
         life = pump.model.service_life_years
-        life_source = f"model table: {pump.model.name}"
+        life_source = source(SourceKind.MODEL, pump.model.name)
     else:
         life = chart.terms.unknown_programmable_service_life_years
-        life_source = "assumed (model unknown)"
+        life_source = source(SourceKind.ASSUMED)
         draft.note("service-life-assumed")
     eri = _eri(chart, implanted, now)
     eos = end_of_service(implanted, life, eri[0] if eri else None, settings.eri_to_eos_days)
     assert pump.implant is not None
     draft.count("implantDate", iso_date(implanted), source=pump.implant.ref)
     draft.count("serviceLifeYears", life, "a", life_source)
-    draft.count("endOfServiceDate", iso_date(eos))
+    draft.count("endOfServiceDate", iso_date(eos), source=source(SourceKind.COMPUTED))
     draft.count("daysUntilEndOfService", calendar_days_until(eos, now), "d")
     if eri is not None:
         draft.count("eriDate", iso_date(eri[0]), source=eri[1])
+        draft.count("eriToEosDays", settings.eri_to_eos_days, "days",
+                    source(SourceKind.SETTING, "battery.eri_to_eos_days"))
         draft.see(Evidence(EvidenceLabel.ERI, reference=eri[1], date=when(eri[0]),
                            value_label=EvidenceLabel.REACHED))
         if eos < add_years(implanted, life):

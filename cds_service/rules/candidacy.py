@@ -1,4 +1,4 @@
-"""ITB candidacy after failed oral therapy (clinical-rules.md section 2)."""
+"""ITB candidacy after failed oral therapy (rule book: itb-candidacy)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from cds_service.rules.chart import (
     when,
 )
 from cds_service.rules.dates import add_months, iso_date
-from cds_service.rules.dose import daily_dose_mg
+from cds_service.rules.dose import daily_dose_mg, regimen_mg
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
     Evidence,
     EvidenceLabel,
     Finding,
     MissingInput,
+    SourceKind,
     Tier,
+    source,
     words,
 )
 from cds_service.rules.index import ChartIndex
@@ -75,9 +77,20 @@ def _already_on_pathway(chart: ChartIndex) -> bool:
     return bool(chart.trial_procedures) or bool(chart.itb_given)
 
 
-def _draft_above_maximum(chart: ChartIndex, age: int | None, draft: Draft) -> None:
+def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: ChartIndex
+              ) -> Evidence:
+    """An order as its dose arithmetic: "25 mg QID = 100 mg/day" (dose and times a day only
+    when the order is written that way)."""
+    regimen = regimen_mg(m, chart.terms.units)
+    return medication_evidence(
+        m, says, daily=f"{daily:g}",
+        dose=f"{regimen.dose_mg:g}" if regimen is not None else "",
+        per_day=f"{regimen.per_day:g}" if regimen is not None else "")
+
+
+def _draft_above_maximum(chart: ChartIndex, age: int | None, draft: Draft) -> bool:
     """Whether a draft order would push its agent above the maximum daily dose, alone or
-    with the active orders of that agent."""
+    with the active orders of that agent; if so the draft says the sum, term by term."""
     units = chart.terms.units
     for m in chart.meds:
         name = candidacy_agent(m) if m.fact.draft else None
@@ -87,22 +100,25 @@ def _draft_above_maximum(chart: ChartIndex, age: int | None, draft: Draft) -> No
         daily = daily_dose_mg(m.fact, units)
         if maximum is None or daily is None:
             continue
-        others = 0.0
-        for o in chart.meds:
-            if (o.fact.draft or o.fact.kind != "MedicationRequest"
-                    or (o.fact.status or "") != "active" or candidacy_agent(o) != name):
-                continue
-            others += daily_dose_mg(o.fact, units) or 0.0
-        if daily > maximum or daily + others > maximum:
+        others = [(o.fact, daily_dose_mg(o.fact, units) or 0.0) for o in chart.meds
+                  if not o.fact.draft and o.fact.kind == "MedicationRequest"
+                  and (o.fact.status or "") == "active" and candidacy_agent(o) == name]
+        other_daily = sum(d for _, d in others)
+        if daily > maximum or daily + other_daily > maximum:
             draft.note("draft-above-maximum")
             draft.count("draftDailyDoseMg", round(daily, 3), "mg/day", m.fact.ref)
             draft.count("draftAgent", name)
-            draft.count("maxDailyDoseMg", maximum, "mg/day", "oral-max-doses table")
-            if others:
-                draft.count("otherActiveDailyDoseMg", round(others, 3), "mg/day")
-            draft.see(medication_evidence(m.fact, EvidenceLabel.DRAFT_ORDER_DOSE,
-                                          daily=f"{daily:g}"))
-            return
+            draft.count("maxDailyDoseMg", maximum, "mg/day",
+                        source(SourceKind.TABLE, "oral-max-doses"))
+            if other_daily:
+                draft.count("otherActiveDailyDoseMg", round(other_daily, 3), "mg/day")
+            draft.count("totalDailyDoseMg", round(daily + other_daily, 3), "mg/day",
+                        source(SourceKind.COMPUTED))
+            draft.see(_dose_row(m.fact, EvidenceLabel.DRAFT_ORDER_DOSE, daily, chart))
+            draft.see(*(_dose_row(o, EvidenceLabel.ACTIVE_ORDER_DOSE, d, chart)
+                        for o, d in others))
+            return True
+    return False
 
 
 def _draft_agents(chart: ChartIndex) -> list[MedicationFact]:
@@ -127,6 +143,7 @@ def _undecided(agents: dict[str, Agent], failed: list[Agent], settings: Candidac
 def _describe_failures(draft: Draft, chart: ChartIndex, failed: list[Agent], age: int | None
                        ) -> None:
     draft.count("failedAgents", len(failed))
+    draft.count("failedAgentNames", ", ".join(a.name for a in failed))
     if age is None:
         draft.note("age-unknown")
     else:
@@ -138,7 +155,8 @@ def _describe_failures(draft: Draft, chart: ChartIndex, failed: list[Agent], age
         if a.top_daily_mg is not None:
             draft.count(f"{a.name}DailyDoseMg", round(a.top_daily_mg, 3), "mg/day")
         if a.max_mg is not None:
-            draft.count(f"{a.name}MaxDailyDoseMg", a.max_mg, "mg/day", "oral-max-doses table")
+            draft.count(f"{a.name}MaxDailyDoseMg", a.max_mg, "mg/day",
+                        source(SourceKind.TABLE, "oral-max-doses"))
     if not chart.origin:
         draft.note("off-label-dystonia")
     spinal = [c for c in chart.origin if c.match.group == "spinal"]
@@ -170,7 +188,7 @@ def _defer(draft: Draft, recent_tbi: list[MatchedCondition], settings: Candidacy
     onset = max(c.fact.onset for c in recent_tbi if c.fact.onset is not None)
     draft.count("tbiOnsetDate", iso_date(onset), source=recent_tbi[0].fact.ref)
     draft.count("eligibleFromDate", iso_date(add_months(onset, settings.tbi_wait_months)),
-                source="setting candidacy.tbi_wait_months")
+                source=source(SourceKind.SETTING, "candidacy.tbi_wait_months"))
 
 
 def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> list[Finding]:
@@ -193,8 +211,14 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
     drafts = _draft_agents(chart)
     if drafts:
         draft.note("draft-included")
-        draft.see(*(medication_evidence(m, EvidenceLabel.DRAFT_ORDER) for m in drafts))
-        _draft_above_maximum(chart, age, draft)
+        cited = {e.reference for e in draft.evidence}
+        draft.see(*(medication_evidence(m, EvidenceLabel.DRAFT_ORDER) for m in drafts
+                    if m.ref not in cited))
+        # An order that would take the agent above its maximum is a dosing problem to fix
+        # before signing, so the card says it as a warning, whatever else it says (rule book:
+        # itb-candidacy, decision order-above-maximum).
+        if _draft_above_maximum(chart, age, draft) and tier is Tier.INFO:
+            tier = Tier.WARNING
     reason_refs = tuple(c.fact.ref for c in chart.origin + chart.dystonia)
     return [draft.finding(outcome, tier, reason_refs=reason_refs, suggest=suggest)]
 

@@ -1,4 +1,4 @@
-"""Reading the patient record with the spec's status filters (clinical-rules.md section 0)."""
+"""Reading the patient record with the spec's status filters (rule book: "Conventions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Missing data is a finding, not a silence (clinical-rules.md section 0): the rule id its
+"""Missing data is a finding, not a silence (rule book: "Conventions"): the rule id its
 findings carry (``Draft.missing_data`` builds them for the rule they block)."""
 
 from __future__ import annotations

@@ -167,6 +167,29 @@ def daily_dose_mg(fact: MedicationFact, units: Units, per_form_mcg: float | None
 
 
 @dataclass(frozen=True, slots=True)
+class Regimen:
+    """One dose taken a number of times a day: what a prescriber writes as "20 mg TID"."""
+
+    dose_mg: float
+    per_day: float
+
+
+def regimen_mg(fact: MedicationFact, units: Units) -> Regimen | None:
+    """The order as dose x times a day, when it is one scheduled dosage line with a readable
+    dose; None otherwise (several lines, a rate, a range: the card then gives the daily dose
+    alone)."""
+    if len(fact.dosages) != 1 or fact.dosages[0].as_needed or fact.dosages[0].rate:
+        return None
+    dosage = fact.dosages[0]
+    per_admin = dose_mcg(dosage.dose, units, _strength_per_form_mcg(fact, units),
+                         fact.medication)
+    per_day = administrations_per_day(dosage.timing, units)
+    if per_admin is None or per_day is None:
+        return None
+    return Regimen(per_admin / 1000.0, per_day)
+
+
+@dataclass(frozen=True, slots=True)
 class DoseBounds:
     """A daily dose known only between two bounds (a doseRange); None: that end is unknown."""
 

@@ -43,6 +43,15 @@ class EvidenceLabel(StrEnum):
     IMPLANT = "implant"
     ERI = "eri"
     REPLACEMENT_BOOKED = "replacement-booked"
+    # The chart entries a pump calculation read its numbers from: each number's source cites
+    # one of these, so the card says where a number came from by date, not by resource id.
+    RESERVOIR_VOLUME = "reservoir-volume"
+    CONCENTRATION = "concentration"
+    ITB_ORDER = "itb-order"
+    PUMP_DOSE_RECORD = "pump-dose-record"
+    RESERVE_VOLUME = "reserve-volume"
+    ALARM_DATE = "alarm-date"
+    REFILL_BOOKED = "refill-booked"
     # values in words
     STOPPED = "stopped"
     AT_MAXIMUM = "at-maximum"
@@ -52,7 +61,17 @@ class EvidenceLabel(StrEnum):
     DOSE_NOT_COMPUTABLE = "dose-not-computable"
     DRAFT_ORDER = "draft-order"
     DRAFT_ORDER_DOSE = "draft-order-dose"
+    ACTIVE_ORDER_DOSE = "active-order-dose"
     REACHED = "reached"
+
+
+# The codes above that say a row's value in words (the others say what a row is).
+VALUE_WORDS = frozenset({
+    EvidenceLabel.STOPPED, EvidenceLabel.AT_MAXIMUM, EvidenceLabel.RANGE_AT_MAXIMUM,
+    EvidenceLabel.INTOLERANCE_RECORD, EvidenceLabel.ALLERGY_KIND,
+    EvidenceLabel.DOSE_NOT_COMPUTABLE, EvidenceLabel.DRAFT_ORDER, EvidenceLabel.DRAFT_ORDER_DOSE,
+    EvidenceLabel.ACTIVE_ORDER_DOSE, EvidenceLabel.REACHED,
+})
 
 
 class MissingInput(StrEnum):
@@ -105,19 +124,36 @@ def read_missing(item: str) -> tuple[str, dict[str, str]]:
 NumberValue = float | int | str | bool
 
 
+class SourceKind(StrEnum):
+    """Where a number came from when it is not a chart entry ("Type/id"): a number's source
+    is a chart reference or "<kind>" / "<kind>:<detail>" (cards/common.yaml source_labels)."""
+
+    COMPUTED = "computed"  # arithmetic on the other numbers (the card shows it)
+    SETTING = "setting"  # detail: the setting's name, "refill.max_interval_days"
+    TABLE = "table"  # detail: the terminology table, "oral-max-doses"
+    MODEL = "model"  # detail: the pump model of the pump-models table
+    LABEL = "label"  # the drug's prescribing information
+    ASSUMED = "assumed"  # no model: the assumed value of the pump-models table
+
+
+def source(kind: SourceKind, detail: str = "") -> str:
+    """A number's source that is not a chart entry: "setting:refill.reserve_ml"."""
+    return f"{kind}:{detail}" if detail else str(kind)
+
+
 @dataclass(frozen=True, slots=True)
 class Number:
     key: str  # machine key used in itb-cds.finding and by card templates: "volumeMl"
     value: NumberValue
     unit: str | None = None  # "mL", "mcg/mL", "mcg/day", "d"; None for dates and flags
-    source: str | None = None  # where it came from: "Observation/5", "model table", "setting"
+    source: str | None = None  # a chart reference ("Observation/5") or see ``source``
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     rule: str  # "itb-candidacy" | "itb-trial-outcome" | "itb-refill" | "itb-battery" | ...
     rule_version: str
-    outcome: str  # one outcome code of the rule (clinical-rules.md section 1b)
+    outcome: str  # one outcome code of the rule (rule book: each rule's "Outcomes and cards")
     tier: Tier
     evidence: tuple[Evidence, ...] = ()
     numbers: tuple[Number, ...] = ()

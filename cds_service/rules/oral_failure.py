@@ -1,4 +1,4 @@
-"""Which oral antispasticity agents failed (clinical-rules.md section 2.2 and 8.3-8.4):
+"""Which oral antispasticity agents failed (rule book: itb-candidacy):
 stopped for intolerance or no effect, taken at the maximum daily dose, or an intolerance or
 adverse event on file."""
 

@@ -1,4 +1,4 @@
-"""Pump refill due / overdue (clinical-rules.md section 4)."""
+"""Pump refill due / overdue (rule book: itb-refill)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
 from cds_service.rules.dose import daily_dose_mcg, mass_mcg, rate_mcg_per_day
 from cds_service.rules.draft import Draft
-from cds_service.rules.finding import Evidence, EvidenceLabel, Finding, MissingInput, Tier, words
+from cds_service.rules.finding import (
+    Evidence,
+    EvidenceLabel,
+    Finding,
+    MissingInput,
+    SourceKind,
+    Tier,
+    source,
+    words,
+)
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import Pump, pump_evidence, refill_booking_matches
 from cds_service.terminology import Units
@@ -93,12 +102,7 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
                          reserve, settings.max_interval_days, recorded_alarm)
     if dates.stability_limit < dates.alarm:
         draft.note("stability-limit-first")
-    draft.count("alarmDate", iso_date(dates.alarm),
-                source=alarm_obs.ref if alarm_obs is not None else "computed (V - R)·C/D")
-    draft.count("emptyDate", iso_date(dates.empty), source="computed V·C/D")
-    draft.count("stabilityLimitDate", iso_date(dates.stability_limit),
-                source="setting refill.max_interval_days")
-    draft.count("dueDate", iso_date(dates.due))
+    _count_dates(draft, dates, inputs, reserve, alarm_obs, settings)
     draft.count("daysUntilDue", calendar_days_until(dates.due, now), "d")
 
     graded = _grade(dates, now, settings)
@@ -108,6 +112,8 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
     booking = _booking(chart, last, dates.due, now, settings)
     suggest = True
     if booking is not None:
+        draft.see(Evidence(EvidenceLabel.REFILL_BOOKED, reference=booking[1],
+                           date=when(booking[0])))
         draft.count("bookedDate", iso_date(booking[0]), source=booking[1])
         if tier is Tier.CRITICAL:
             draft.note("booked-but-critical")
@@ -115,6 +121,27 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
             outcome, tier, suggest = "booked", Tier.INFO, False
     draft.note(*pump_notes)
     return draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+
+
+def _count_dates(draft: Draft, dates: RefillDates, inputs: _Inputs, reserve: float,
+                 alarm_obs: ObservationFact | None, settings: RefillSettings) -> None:
+    """The dates and how long each supply lasts: the card shows the arithmetic with them."""
+    computed = source(SourceKind.COMPUTED)
+    supply = inputs.conc_mcg_ml / inputs.dose_mcg_day
+    if alarm_obs is None:
+        draft.count("alarmAfterDays", round(max(inputs.volume_ml - reserve, 0.0) * supply, 1),
+                    "days", computed)
+        draft.count("alarmDate", iso_date(dates.alarm), source=computed)
+    else:
+        draft.see(Evidence(EvidenceLabel.ALARM_DATE, reference=alarm_obs.ref,
+                           date=when(alarm_obs.effective), value=iso_date(dates.alarm)))
+        draft.count("alarmDate", iso_date(dates.alarm), source=alarm_obs.ref)
+    draft.count("emptyAfterDays", round(inputs.volume_ml * supply, 1), "days", computed)
+    draft.count("emptyDate", iso_date(dates.empty), source=computed)
+    draft.count("stabilityDays", settings.max_interval_days, "days",
+                source(SourceKind.SETTING, "refill.max_interval_days"))
+    draft.count("stabilityLimitDate", iso_date(dates.stability_limit), source=computed)
+    draft.count("dueDate", iso_date(dates.due), source=computed)
 
 
 def _grade(dates: RefillDates, now: datetime, settings: RefillSettings
@@ -196,15 +223,23 @@ def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSett
             if _near(o, last, settings) and quantity_of(o) is not None]
     q = quantity_of(near[-1]) if near else None
     if near and q is not None and q.value is not None and q.value > 0:
+        draft.see(_observed(EvidenceLabel.RESERVOIR_VOLUME, near[-1]))
         draft.count("volumeMl", q.value, "mL", near[-1].ref)
         return q.value
     if pump.model is not None and pump.model.reservoir_ml:
         draft.note("volume-from-model")
         draft.count("volumeMl", pump.model.reservoir_ml, "mL",
-                    f"model table: {pump.model.name}")
+                    source(SourceKind.MODEL, pump.model.name))
         return pump.model.reservoir_ml
     draft.lack(MissingInput.REFILL_VOLUME)
     return None
+
+
+def _observed(what: EvidenceLabel, o: ObservationFact) -> Evidence:
+    """The observation a number was read from (the number's source cites it)."""
+    q = quantity_of(o)
+    value = f"{q.value:g} {q.unit or q.code or ''}".strip() if q and q.value is not None else None
+    return Evidence(what, reference=o.ref, date=when(o.effective), value=value)
 
 
 def _quantity_mcg_per_ml(o: ObservationFact, units: Units) -> float | None:
@@ -226,6 +261,7 @@ def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: Refill
     if not found:
         return None
     conc = _quantity_mcg_per_ml(found[-1], units)
+    draft.see(_observed(EvidenceLabel.CONCENTRATION, found[-1]))
     draft.count("concentrationMcgPerMl", conc or 0.0, "mcg/mL", found[-1].ref)
     return conc
 
@@ -255,8 +291,15 @@ def _product_concentration(chart: ChartIndex, draft: Draft) -> float | None:
     chosen = products[-1] if not orders or orders[-1] not in products else orders[-1]
     conc = _concentration_of_product(chosen, chart)
     draft.note("concentration-from-product")
+    draft.see(_itb_order(chosen, chart))
     draft.count("concentrationMcgPerMl", conc or 0.0, "mcg/mL", chosen.ref)
     return conc
+
+
+def _itb_order(m: MedicationFact, chart: ChartIndex) -> Evidence:
+    return Evidence(EvidenceLabel.ITB_ORDER, reference=m.ref,
+                    date=when(m.effective.start or m.authored),
+                    words=words(name=label(m.medication, "", chart.terms), kind=m.kind))
 
 
 def _dose_of_observation(o: ObservationFact, units: Units) -> float | None:
@@ -274,6 +317,8 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
     for order in reversed(chart.itb_orders):
         dose = daily_dose_mcg(order, units)
         if dose is not None and dose > 0:
+            if order.ref not in {e.reference for e in draft.evidence}:
+                draft.see(_itb_order(order, chart))
             draft.count("dailyDoseMcgPerDay", round(dose, 3), "mcg/day", order.ref)
             return dose
     recorded = [o for o in chart.observations("pump-daily-dose")
@@ -283,6 +328,7 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
         return None
     dose = _dose_of_observation(recorded[-1], units)
     draft.note("dose-from-observation")
+    draft.see(_observed(EvidenceLabel.PUMP_DOSE_RECORD, recorded[-1]))
     draft.count("dailyDoseMcgPerDay", dose or 0.0, "mcg/day", recorded[-1].ref)
     return dose
 
@@ -295,10 +341,12 @@ def _reserve(chart: ChartIndex, settings: RefillSettings, draft: Draft) -> float
                   if quantity_of(o) is not None]
     q = quantity_of(programmed[-1]) if programmed else None
     if q is not None and q.value is not None:
+        draft.see(_observed(EvidenceLabel.RESERVE_VOLUME, programmed[-1]))
         draft.count("reserveMl", q.value, "mL", programmed[-1].ref)
         return q.value
     draft.note("reserve-default")
-    draft.count("reserveMl", settings.reserve_ml, "mL", "setting refill.reserve_ml")
+    draft.count("reserveMl", settings.reserve_ml, "mL",
+                source(SourceKind.SETTING, "refill.reserve_ml"))
     return settings.reserve_ml
 
 

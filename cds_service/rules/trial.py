@@ -1,4 +1,4 @@
-"""Outcome of an ITB screening trial (clinical-rules.md section 3)."""
+"""Outcome of an ITB screening trial (rule book: itb-trial-outcome)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from cds_service.config import TrialSettings
 from cds_service.rules.chart import VOID_VERIFICATION, label, quantity_of, when
 from cds_service.rules.dates import iso_date, iso_instant
 from cds_service.rules.draft import Draft
-from cds_service.rules.finding import Evidence, EvidenceLabel, Finding, Tier, words
+from cds_service.rules.finding import (
+    Evidence,
+    EvidenceLabel,
+    Finding,
+    SourceKind,
+    Tier,
+    source,
+    words,
+)
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.trial_events import Trial, latest_trial
 from cds_service.rules.trial_scores import (
@@ -50,9 +58,10 @@ def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> 
     pairs = mas_pairs(chart.observations("modified-ashworth-scale"), trial.at, t)
     if pairs:
         mean, sites = sum(p.drop for p in pairs) / len(pairs), len(pairs)
-        draft.count("masMeanDrop", round(mean, 3), source="Modified Ashworth")
+        draft.count("masMeanDrop", round(mean, 3), source=source(SourceKind.COMPUTED))
         draft.count("masSites", sites)
-        draft.count("masDropThreshold", t.mas_drop, source="setting trial.mas_drop")
+        draft.count("masDropThreshold", t.mas_drop,
+                    source=source(SourceKind.SETTING, "trial.mas_drop"))
         for pair in pairs:
             for o, said in ((pair.before, EvidenceLabel.MAS_BEFORE),
                             (pair.after, EvidenceLabel.MAS_AFTER)):
@@ -63,7 +72,7 @@ def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> 
     if found is None:
         return None
     penn, penn_before, penn_after = found
-    draft.count("pennDrop", penn, source="Penn spasm frequency")
+    draft.count("pennDrop", penn, source=source(SourceKind.COMPUTED))
     for o, said in ((penn_before, EvidenceLabel.PENN_BEFORE),
                     (penn_after, EvidenceLabel.PENN_AFTER)):
         q = quantity_of(o)
@@ -126,11 +135,11 @@ def _positive(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -
         draft.note("effect-duration-unknown")
     dose = trial.dose_mcg
     if dose is not None and effect is None:
-        draft.count("startingDoseTwiceMcgPerDay", 2 * dose, "mcg/day", "label")
-        draft.count("startingDoseOnceMcgPerDay", dose, "mcg/day", "label")
+        draft.count("startingDoseTwiceMcgPerDay", 2 * dose, "mcg/day", source(SourceKind.LABEL))
+        draft.count("startingDoseOnceMcgPerDay", dose, "mcg/day", source(SourceKind.LABEL))
     elif dose is not None and effect is not None:
         draft.count("startingDoseMcgPerDay", (2 if effect < t.long_effect_hours else 1) * dose,
-                    "mcg/day", "label")
+                    "mcg/day", source(SourceKind.LABEL))
     if _open_request(chart, "itb-implant-referral", trial.at):
         draft.note("implant-referral-open")
         return False
@@ -145,7 +154,7 @@ def _negative(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft
         return "negative-final", Tier.WARNING, False
     if trial.dose_mcg is not None:
         step = next(s for s in steps if s > trial.dose_mcg)
-        draft.count("nextDoseMcg", step, "mcg", "label")
+        draft.count("nextDoseMcg", step, "mcg", source(SourceKind.LABEL))
     earliest = trial.at + timedelta(hours=t.repeat_after_hours)
     draft.count("earliestRepeatDate", iso_date(earliest))
     if earliest.astimezone(UTC).time() != time():

@@ -1,4 +1,4 @@
-"""Which screening trial the outcome rule judges (clinical-rules.md section 3): the latest
+"""Which screening trial the outcome rule judges (rule book: itb-trial-outcome): the latest
 completed trial procedure or intrathecal baclofen bolus in the look-back, and its dose."""
 
 from __future__ import annotations

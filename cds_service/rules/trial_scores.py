@@ -1,4 +1,4 @@
-"""What the chart says about a trial's effect (clinical-rules.md section 3 and 8.5-8.6): a
+"""What the chart says about a trial's effect (rule book: itb-trial-outcome): a
 recorded response, Modified Ashworth and Penn scores before and after the bolus, and how long
 the effect lasted."""
 
@@ -14,7 +14,8 @@ from cds_service.rules.chart import label, quantity_of
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.trial_events import Trial
 
-# Modified Ashworth Scale as charted: "1+" counts as 1.5 (clinical-rules.md section 1).
+# Modified Ashworth Scale as charted: "1+" counts as 1.5 (rule book: itb-trial-outcome,
+# decision scores).
 _MAS_TEXT = {"0": 0.0, "1": 1.0, "1+": 1.5, "2": 2.0, "3": 3.0, "4": 4.0}
 
 

@@ -9,16 +9,18 @@ from fastapi import APIRouter
 from cds_service.config import Settings
 from cds_service.sandbox.fhir_server import fhir_router
 from cds_service.sandbox.fixture_library import FixtureLibrary
+from cds_service.sandbox.gallery import gallery_router
 from cds_service.sandbox.page import sandbox_router
 
 __all__ = ["FixtureLibrary", "fhir_router", "sandbox_router", "sandbox_routes"]
 
 
 def sandbox_routes(settings: Settings) -> APIRouter:
-    """``/sandbox`` and ``/fhir``, sharing one fixture library read from
-    ``settings.fixtures_dir`` on first use."""
+    """``/sandbox`` (with its card gallery) and ``/fhir``, sharing one fixture library read
+    from ``settings.fixtures_dir`` on first use."""
     library = FixtureLibrary(settings.fixtures_dir)
     router = APIRouter()
     router.include_router(sandbox_router(library, settings))
+    router.include_router(gallery_router(library, settings))
     router.include_router(fhir_router(library, settings))
     return router

@@ -28,7 +28,7 @@ from cds_service.terminology.tables import ProductStrength, PumpModel, Units, am
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LOCAL_SYSTEM = "urn:itb-cds:codes"
 
-# The local observation codes some rule reads (clinical-rules.md section 1).
+# The local observation codes some rule reads (rule book: "Local codes").
 OBSERVATION_CODES: tuple[str, ...] = (
     "pump-reservoir-volume",
     "pump-drug-concentration",

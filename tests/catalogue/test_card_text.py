@@ -1,15 +1,24 @@
-"""How cards read: whole days in words, numbers as computed, tables that render, override
-reasons that fit the card, each reminder once (independent review, card-text items)."""
+"""How cards read: whole days in words ("4 days overdue", not "4 days ago"), numbers as
+computed, tables that render, override reasons that fit the card, each reminder once
+(independent review, card-text items; issue 16)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from cds_service.catalogue import Catalogue, NumberView, blank_line_before_tables, days_in_words
+from cds_service.catalogue import (
+    Catalogue,
+    NumberView,
+    blank_line_before_tables,
+    count_of,
+    days_in_words,
+)
+from cds_service.catalogue.text import keep_units
 from cds_service.rules.finding import (
     Evidence,
     EvidenceLabel,
@@ -31,12 +40,22 @@ def catalogue() -> Catalogue:
 
 
 def render(catalogue: Catalogue, finding: Finding) -> str:
+    """The card's text, its no-break spaces (number and unit) read as spaces."""
     [card] = catalogue.render([finding], patient_id="p", now=NOW, terminology_versions={})
-    return card.summary + "\n" + (card.detail or "")
+    return (card.summary + "\n" + (card.detail or "")).replace("\u00a0", " ")
+
+
+def test_a_number_and_its_unit_are_never_split_across_lines() -> None:
+    assert keep_units("80 mg/day, 72 h, in 5 days, 20 mL of 1000 mcg/mL") == (
+        "80\u00a0mg/day, 72\u00a0h, in 5\u00a0days, 20\u00a0mL of 1000\u00a0mcg/mL")
+    assert keep_units("day 3 midday") == "day 3 midday"
+    assert keep_units("SynchroMed II 8637-20, onset 30\u201360 min") == (
+        "SynchroMed II 8637\u2060-\u206020, onset 30\u2060\u2013\u206060\u00a0min")
 
 
 @pytest.mark.parametrize(("days", "words"), [
-    (152, "in 152 days"), (1, "in 1 day"), (0, "today"), (-1, "1 day ago"), (-5, "5 days ago"),
+    (152, "in 152 days"), (1, "in 1 day"), (0, "today"), (-1, "1 day overdue"),
+    (-5, "5 days overdue"),
 ])
 def test_days_are_whole_days_in_words(days: int, words: str) -> None:
     assert days_in_words(days) == words
@@ -46,7 +65,10 @@ def test_days_are_whole_days_in_words(days: int, words: str) -> None:
 def test_numbers_show_as_computed_and_instants_with_their_time() -> None:
     assert str(NumberView(1.25, None, None)) == "1.25"
     assert str(NumberView(133.3333, "mcg/day", None)) == "133.333 mcg/day"
-    assert str(NumberView("2026-06-16T14:00:00Z", None, None)) == "2026-06-16 14:00 UTC"
+    # Dates as clinicians write them, unambiguous, and never broken across lines.
+    assert str(NumberView("2026-06-16T14:00:00Z", None, None)) == (
+        "16\u00a0Jun\u00a02026 14:00\u00a0UTC")
+    assert str(NumberView("2026-06-06", None, None)) == "6\u00a0Jun\u00a02026"
 
 
 def test_a_table_always_has_a_blank_line_before_it() -> None:
@@ -71,11 +93,11 @@ def test_negative_next_step_reads_well_and_gives_the_time(catalogue: Catalogue) 
         Number("nextDoseMcg", 75.0, "mcg"), Number("earliestRepeatDate", "2026-06-15"),
         Number("earliestRepeatAt", "2026-06-15T08:00:00Z")))
     assert "at 50 mcg was **negative**" in text
-    assert "no sooner than 2026-06-15 08:00 UTC" in text
-    assert "| 0.25 |" in text
+    assert "no sooner than 15 Jun 2026 08:00 UTC" in text
+    assert "- Modified Ashworth, mean drop: 0.25" in text
     for i, line in enumerate(lines := text.split("\n")):
-        if line.startswith("|") and not lines[i - 1].startswith("|"):
-            assert lines[i - 1] == "", f"no blank line before table at {line!r}"
+        if line.startswith("- ") and not lines[i - 1].startswith("- "):
+            assert lines[i - 1] == "", f"no blank line before the list at {line!r}"
 
 
 def test_positive_card_after_overdose_says_why_it_suggests_nothing(
@@ -89,15 +111,20 @@ def candidacy_finding(outcome: str, failed: int) -> Finding:
     return Finding(rule="itb-candidacy", rule_version="1.0.0", outcome=outcome,
                    tier=Tier.WARNING if outcome == "contraindicated" else Tier.INFO,
                    numbers=(Number("failedAgents", failed),
+                            Number("failedAgentNames", ", ".join(
+                                ("baclofen", "tizanidine")[:failed])),
                             Number("eligibleFromDate", "2026-12-01"),
                             Number("tbiOnsetDate", "2025-12-01")))
 
 
-@pytest.mark.parametrize(("failed", "words"), [(1, "(1 agent)"), (2, "(2 agents)")])
-def test_failed_agents_are_counted_in_words(catalogue: Catalogue, failed: int,
-                                            words: str) -> None:
-    text = render(catalogue, candidacy_finding("candidate", failed))
-    assert words in text and "agent(s)" not in text
+@pytest.mark.parametrize(("failed", "words"), [(1, "1 agent"), (2, "2 agents")])
+def test_failed_agents_are_counted_in_words(failed: int, words: str) -> None:
+    assert count_of(failed, "agent") == words
+
+
+def test_failed_agents_are_named(catalogue: Catalogue) -> None:
+    text = render(catalogue, candidacy_finding("candidate", 2))
+    assert "Oral antispasticity therapy has failed (baclofen, tizanidine)." in text
 
 
 def overrides(catalogue: Catalogue, finding: Finding) -> set[str]:
@@ -109,24 +136,53 @@ def test_override_reasons_fit_the_card(catalogue: Catalogue) -> None:
     dq = Finding(rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data",
                  tier=Tier.INFO, blocks="itb-candidacy", missing=(missing_input(
                      MissingInput.ORAL_DAILY_DOSE, agent="baclofen", ref="MedicationRequest/m"),))
-    assert "pump-not-active" not in overrides(catalogue, dq)
+    # "Pump not in use" is HL7's cds-not-applicable; "Patient declines" its patient-refuses.
+    assert "cds-not-applicable" not in overrides(catalogue, dq)
     pump_dq = Finding(rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data",
                       tier=Tier.INFO, missing=(MissingInput.PUMP_DAILY_DOSE,), blocks="itb-refill",
                       device_ref="Device/pump")
-    assert "pump-not-active" in overrides(catalogue, pump_dq)
-    assert "patient-declines" not in overrides(catalogue, candidacy_finding(
+    assert "cds-not-applicable" in overrides(catalogue, pump_dq)
+    assert "patient-refuses" not in overrides(catalogue, candidacy_finding(
         "contraindicated", 1))
-    assert "patient-declines" in overrides(catalogue, candidacy_finding("candidate", 1))
+    assert "patient-refuses" in overrides(catalogue, candidacy_finding("candidate", 1))
+    # A dose above the maximum can be overridden for what it is; without it, not.
+    plain = candidacy_finding("candidate", 1)
+    above = replace(plain, notes=("draft-above-maximum",), numbers=(
+        *plain.numbers, Number("draftAgent", "baclofen"),
+        Number("totalDailyDoseMg", 140.0, "mg/day"), Number("maxDailyDoseMg", 80.0, "mg/day")))
+    assert "expert-contradicts" in overrides(catalogue, above)
+    assert "expert-contradicts" not in overrides(catalogue, candidacy_finding("candidate", 1))
+
+
+def test_override_reasons_are_hl7_codes_where_one_fits(catalogue: Catalogue) -> None:
+    [card] = catalogue.render([candidacy_finding("candidate", 1)], patient_id="p", now=NOW,
+                              terminology_versions={})
+    systems = {o.code: o.system for o in card.overrideReasons}
+    hl7 = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+    assert systems["patient-refuses"] == hl7 and systems["risk-benefit-ratio"] == hl7
+    [dq] = catalogue.render([Finding(
+        rule="itb-data-quality", rule_version="1.0.0", outcome="missing-data", tier=Tier.INFO,
+        blocks="itb-candidacy")], patient_id="p", now=NOW, terminology_versions={})
+    assert {o.code: o.system for o in dq.overrideReasons}["dose-known-elsewhere"] == (
+        "urn:itb-cds:codes")
+
+
+REFILL_NUMBERS = (
+    Number("lastRefillDate", "2026-03-22"), Number("volumeMl", 20.0, "mL"),
+    Number("concentrationMcgPerMl", 1000.0, "mcg/mL"),
+    Number("dailyDoseMcgPerDay", 200.0, "mcg/day"), Number("reserveMl", 2.0, "mL"),
+    Number("alarmAfterDays", 90.0, "days"), Number("alarmDate", "2026-06-20"),
+    Number("emptyAfterDays", 100.0, "days"), Number("emptyDate", "2026-06-30"),
+    Number("stabilityDays", 180, "days"), Number("stabilityLimitDate", "2026-09-18"),
+    Number("dueDate", "2026-06-20"), Number("daysUntilDue", 5, "d"))
 
 
 def test_the_backup_prescription_reminder_appears_once(catalogue: Catalogue) -> None:
     finding = Finding(
         rule="itb-refill", rule_version="1.0.0", outcome="due-soon", tier=Tier.WARNING,
-        numbers=(Number("dueDate", "2026-06-20"), Number("daysUntilDue", 5, "d"),
-                 Number("alarmDate", "2026-06-20"), Number("emptyDate", "2026-06-30")),
-        notes=("no-backup-oral-baclofen",), device_ref="Device/pump")
+        numbers=REFILL_NUMBERS, notes=("no-backup-oral-baclofen",), device_ref="Device/pump")
     text = render(catalogue, finding)
-    assert len(re.findall("No active backup oral baclofen prescription", text)) == 1
+    assert len(re.findall("No backup oral baclofen prescription on file", text)) == 1
     assert "(in 5 days)" in text and " d)" not in text
 
 
@@ -137,15 +193,18 @@ def test_missing_inputs_and_evidence_are_said_in_the_cards_words(catalogue: Cata
         blocks="itb-candidacy", missing=(
             missing_input(MissingInput.ORAL_DAILY_DOSE, agent="tizanidine",
                           ref="MedicationRequest/t1"),),
-        evidence=(Evidence(EvidenceLabel.MEDICATION, "MedicationRequest/t1",
+        evidence=(Evidence(EvidenceLabel.MEDICATION, "MedicationRequest/t1", date="2026-01-10",
                            value_label=EvidenceLabel.DOSE_NOT_COMPUTABLE,
                            words=words(name="", kind="MedicationRequest", status="")),))
     [card] = catalogue.render([finding], patient_id="p", now=NOW, terminology_versions={})
-    said = "daily dose of oral tizanidine (MedicationRequest/t1): dose and frequency"
-    assert f"- {said}" in (card.detail or "")
-    assert card.extension["itb-cds.finding"]["missing"] == [said]  # type: ignore[index]
-    assert ("| Medication (MedicationRequest, no status) |  | daily dose not computable | "
-            "MedicationRequest/t1 |") in (card.detail or "")
+    # The order is cited as a clinician would ("order 10 Jan 2026"), never by its id.
+    detail = (card.detail or "").replace("\u00a0", " ")
+    said = "daily dose of oral tizanidine (order 10 Jan 2026): dose and frequency"
+    assert f"- {said}" in detail
+    missing = card.extension["itb-cds.finding"]["missing"]  # type: ignore[index]
+    assert [m.replace("\u00a0", " ") for m in missing] == [said]
+    assert "- Medication, order 10 Jan 2026: daily dose not computable" in detail
+    assert "MedicationRequest" not in detail
 
 
 def test_a_pump_without_a_model_is_called_an_itb_pump(catalogue: Catalogue) -> None:
@@ -156,4 +215,4 @@ def test_a_pump_without_a_model_is_called_an_itb_pump(catalogue: Catalogue) -> N
                            words=words(model="")),))
     text = render(catalogue, finding)
     assert "- implant date of the pump (the implant procedure)" in text
-    assert "| Pump: ITB pump |  | active | Device/p |" in text
+    assert "- Pump: ITB pump, model not recorded (active)" in text

@@ -160,6 +160,14 @@ def test_order_select_draft_counts_and_above_maximum_is_added(settings: Settings
     [f] = evaluate(["candidacy-on-order"], rec, NOW, settings, terms)
     assert "draft-above-maximum" in f.notes
     assert f.number("draftDailyDoseMg").value == 120  # type: ignore[union-attr]
+    # A dose to fix before signing: a warning, with the order as prescribed (30 mg x 4 a day)
+    # for the card's arithmetic, and the draft said once among the evidence.
+    assert f.tier is Tier.WARNING and f.outcome == "candidate"
+    assert f.number("totalDailyDoseMg").value == 120  # type: ignore[union-attr]
+    [row] = [e for e in f.evidence if e.value_label == "draft-order-dose"]
+    assert ("dose", "30") in row.words and ("per_day", "4") in row.words
+    refs = [e.reference for e in f.evidence if e.value_label != "draft-order-dose"]
+    assert refs.count("MedicationRequest/draft") == 1
     no_draft = record(conditions=(condition(CP),), medications=(STOPPED_DROWSY,))
     assert evaluate(["candidacy-on-order"], no_draft, NOW, settings, terms) == []
 

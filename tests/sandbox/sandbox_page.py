@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Locator, Page, expect
@@ -92,3 +93,54 @@ def assert_summary_readable(page: Page, card: Locator) -> None:
 
 def unexpected_console_errors(errors: list[str]) -> list[str]:
     return [e for e in errors if not REFUSED_RESOURCE.match(e)]
+
+
+# Every date, time, number, range and model number in a card's text, each as one run that
+# must sit on one line (a number keeps its unit: the service joins them with a no-break
+# space).
+_RUNS = (r"\d{1,2}\u00a0[A-Z][a-z]{2}\u00a0\d{4}|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}"
+         r"|\d+(?:[-\u2013\u2060]+\d+)+|\d+(?:[.,]\d+)*(?:\u00a0[^\s]+)?")
+CARD_PROBLEMS_JS = """
+([cards, runs, width]) => {
+  const problems = [];
+  const pattern = new RegExp(runs, "g");
+  for (const card of cards) {
+    const id = card.dataset.rule + "/" + card.dataset.outcome;
+    const box = card.getBoundingClientRect();
+    if (box.left < 0 || box.right > width + 0.5)
+      problems.push(`${id}: card ${box.left}..${box.right}`);
+    const summary = card.querySelector(".card__summary");
+    const s = summary.getBoundingClientRect();
+    if (s.left < 0 || s.right > width + 0.5) problems.push(`${id}: summary off screen`);
+    if (summary.scrollWidth > summary.clientWidth + 1
+        || summary.scrollHeight > summary.clientHeight + 1)
+      problems.push(`${id}: summary clipped`);
+    for (const el of card.querySelectorAll("*")) {
+      if (el.getBoundingClientRect().right > width + 0.5 && el.getClientRects().length)
+        problems.push(`${id}: <${el.tagName.toLowerCase()}> sticks out: `
+                      + el.textContent.slice(0, 40));
+    }
+    const walker = document.createTreeWalker(card, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      for (const m of node.nodeValue.matchAll(pattern)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set(Array.from(range.getClientRects(), (r) => Math.round(r.top)));
+        if (tops.size > 1) problems.push(`${id}: "${m[0]}" broken across lines`);
+      }
+    }
+  }
+  return problems;
+}
+"""
+
+
+def card_problems(page: Page) -> list[str]:
+    """What is wrong with how the page shows its cards: a card, summary or part of a card
+    wider than the screen, a summary cut off, a date or number broken across lines."""
+    width = viewport_width(page)
+    problems: list[str] = page.locator("article.card").evaluate_all(
+        f"cards => ({CARD_PROBLEMS_JS})([cards, {json.dumps(_RUNS)}, {width}])")
+    return problems

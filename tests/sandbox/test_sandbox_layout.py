@@ -4,6 +4,8 @@ usable — including at 1024 px, where a wide card table used to push the cards 
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tests.sandbox.sandbox_page import (
     assert_inside_and_usable,
     assert_no_horizontal_overflow,
     assert_summary_readable,
+    card_problems,
     send_fixture,
 )
 
@@ -96,15 +99,32 @@ def test_long_values_wrap_between_words_never_inside_a_date_or_a_number(
     page = opened.page
     send_fixture(page, SCENARIOS["refill-overdue"])
     detail = page.locator("article.card .card__detail")
-    # Every date and every dose with its unit in the card is one unbreakable run, on one line.
+    # Every date and every dose with its unit in the card is one unbreakable run, on one line
+    # (the cards write dates as "11 Jun 2026" and join a number to its unit).
+    expect(detail.first).to_contain_text("11\u00a0Jun\u00a02026")
     runs = detail.locator(".nobr")
-    expect(runs.filter(has_text="2026-06-11").first).to_be_visible()
-    expect(runs.filter(has_text="1000 mcg/mL")).to_have_count(1)
+    # The concentration, and in the alarm and empty arithmetic.
+    expect(runs.filter(has_text="1000 mcg/mL")).to_have_count(3)
     heights = runs.evaluate_all(
         "runs => runs.map(r => [r.textContent, r.getClientRects().length])")
     assert heights and all(lines == 1 for _, lines in heights), heights
-    # A long setting name wraps at its dots and underscores, not mid-word.
-    setting = detail.locator("td", has_text="setting refill.max_interval_days")
-    expect(setting).to_have_count(1)
-    assert setting.locator("wbr").count() >= 2
+    assert card_problems(page) == []
+    assert_no_horizontal_overflow(page)
+
+    # A long word from the chart (a product name written as one token) wraps at its dots,
+    # slashes and underscores, not mid-word and not off the screen.
+    scenario = SCENARIOS["candidacy-cp-baclofen-drowsiness"]
+    request = copy.deepcopy(scenario.request)
+    long_name = "Baclofen_oral_tablet/Lioresal.generic.formulary-item-20mg"
+    for entry in request["prefetch"]["medicationRequests"]["entry"]:
+        entry["resource"]["medicationCodeableConcept"]["text"] = long_name
+    page.get_by_label("Fixture (grouped by card family)").select_option(scenario.id)
+    expect(page.locator("#story-title")).to_have_text(scenario.title)
+    page.get_by_label("CDS Hooks request (JSON)").fill(json.dumps(request))
+    page.get_by_role("button", name="Send to the service").click()
+    expect(page.locator("#status")).to_contain_text("HTTP 200")
+    item = page.locator("article.card .card__detail li", has_text="Lioresal")
+    expect(item).to_have_count(1)
+    assert item.locator("wbr").count() >= 2
+    assert card_problems(page) == []
     assert_no_horizontal_overflow(page)

@@ -124,7 +124,7 @@ def test_a_fixture_selects_its_service_and_another_service_is_flagged(
     choose_fixture(page, ORDER_SELECT)
     expect(service).to_have_value("itb-order-select")
     expect(warning).to_be_hidden()
-    expect(expected).to_have_text("Expected cards: itb-candidacy candidate (info)")
+    expect(expected).to_have_text("Expected cards: itb-candidacy candidate (warning)")
 
     service.select_option("itb-patient-view")
     expect(warning).to_be_visible()
@@ -145,7 +145,7 @@ def test_a_fixture_selects_its_service_and_another_service_is_flagged(
 
     service.select_option("itb-order-select")
     expect(warning).to_be_hidden()
-    expect(expected).to_have_text("Expected cards: itb-candidacy candidate (info)")
+    expect(expected).to_have_text("Expected cards: itb-candidacy candidate (warning)")
     send(page)
     expect(page.locator("#status")).to_have_text(contains("HTTP 200"))
     expect(page.locator("article.card[data-rule=itb-candidacy]")).to_have_count(1)
