@@ -28,7 +28,8 @@ from cds_service.sandbox.scenarios import (
     shifted_request,
 )
 
-FAMILY_ORDER = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed")
+FAMILY_ORDER = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed",
+                "scheduling")
 
 
 def scenario_tag(scenario_id: str) -> str:
