@@ -16,6 +16,7 @@ from cds_service.api.errors import install_error_handlers
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.observe import CallObserver
 from cds_service.api.openapi import install_openapi
+from cds_service.api.worklist import worklist_router
 from cds_service.config import AuthMode, Settings
 from cds_service.runtime import Runtime
 
@@ -64,6 +65,7 @@ def create_app(
     app.include_router(admin_router(runtime.store, settings))
     app.include_router(services.router)
     app.include_router(health.router)
+    app.include_router(worklist_router(settings))  # off (404) until configured
     if settings.sandbox_enabled:
         from cds_service.sandbox import sandbox_routes  # imported only when mounted
 

@@ -156,6 +156,11 @@ class Catalogue:
         return [self._card(f, patient_id, now, terminology_versions, labels, proposals or {})
                 for f in ordered]
 
+    def topic(self, rule: str) -> str:
+        """A rule's topic as its cards name it (``source.topic.display``)."""
+        family = self._by_rule.get(rule)
+        return family.spec.topic if family is not None else rule
+
     @staticmethod
     def order(findings: Sequence[Finding]) -> list[Finding]:
         """The order cards are shown in: critical, warning, info (stable within a tier)."""
