@@ -71,7 +71,7 @@ def run_worklist(settings: Settings, fhir_server: str, token: str | None, group:
 
 
 def summary(panel: Panel) -> str:
-    tiers = [t for r in panel.rows for t in r.tiers()]
+    tiers = [r.worst() for r in panel.rows]
     pumps = sum(1 for r in panel.rows if r.device is not None)
     rate = panel.charts / panel.seconds if panel.seconds else 0.0
     text = (f"{pumps} active pumps ({tiers.count('critical')} critical, "

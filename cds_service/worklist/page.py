@@ -103,7 +103,7 @@ def _environment() -> Environment:
 def html_page(panel: Panel, catalogue: Catalogue, settings: Settings) -> str:
     today = panel.at.astimezone(UTC).date()
     horizon = settings.worklist.horizon_days
-    tiers = [t for r in panel.rows for t in r.tiers()]
+    tiers = [r.worst() for r in panel.rows]
     return _environment().get_template("worklist.html").render(
         panel=panel,
         rows=panel.rows,

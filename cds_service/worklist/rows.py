@@ -54,6 +54,10 @@ class WorklistRow(_Row):
         return [t for t in (self.refill.tier if self.refill else None,
                             self.battery.tier if self.battery else None) if t]
 
+    def worst(self) -> str | None:
+        """The row's most urgent tier (a pump counts once, under it)."""
+        return min(self.tiers(), key=_RANK.__getitem__, default=None)
+
     def urgency(self) -> tuple[int, str, str]:
         """Critical first, then unreadable charts, warning, info, the rest; then by the
         earliest date to act on (refill due, else end of service)."""
