@@ -116,6 +116,7 @@ class WorklistSettings(BaseModel):
     patient_budget_seconds: float = Field(default=20.0, gt=0)  # every query of one patient
     search_page_size: int = Field(default=200, ge=1, le=1000)  # _count of population searches
     search_page_cap: int = Field(default=500, ge=1)  # pages a population search follows
+    search_budget_seconds: float = Field(default=300.0, gt=0)  # one population search
     screen_batch: int = Field(default=50, ge=1, le=500)  # Group members per screening search
     max_patients: int = Field(default=20_000, ge=1)  # a panel larger than this is refused
     bulk_export: bool = True  # use Group/$export where the server advertises it

@@ -120,7 +120,7 @@ class Source:
     async def pump_owners(self) -> list[str]:
         """Every patient with an active device of the ITB pump value set."""
         query = f"Device?status=active&_count={self.limits.search_page_size}"
-        devices = await self._get(query, self.limits.export_timeout_seconds)
+        devices = await self._get(query, self.limits.search_budget_seconds)
         record = parse_record({"devices": devices}, None, lambda _code: False)
         pumps = {d.ref for d in pump_devices(record, self.terms)
                  if (d.status or "").lower() == "active"}
@@ -138,7 +138,7 @@ class Source:
             queries = {"devices": f"Device?patient={ids}&_count={count}",
                        "procedures": f"Procedure?patient={ids}&_count={count}"}
             outcome = await self.search.fetch_all(self.base, self.token, queries,
-                                                  self.limits.patient_budget_seconds)
+                                                  self.limits.search_budget_seconds)
             if not all(r.ok and not r.note for r in outcome.results.values()):
                 kept += batch  # cannot tell: read every chart of the batch
                 continue
