@@ -18,6 +18,7 @@ from cds_service.api.limits import RequestLimits
 from cds_service.api.middleware import CorsAndSecurityHeaders
 from cds_service.api.observe import CallObserver
 from cds_service.api.openapi import install_openapi
+from cds_service.api.worklist import worklist_router
 from cds_service.config import AuthMode, Settings
 from cds_service.profile import enforce, startup_warnings
 from cds_service.runtime import Runtime
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(governance_router(runtime.store, settings, gate))
     app.include_router(services.router)
     app.include_router(health.router)
+    app.include_router(worklist_router(settings))  # off (404) until configured
     if settings.sandbox_enabled:
         from cds_service.sandbox import sandbox_routes  # imported only when mounted
 

@@ -155,6 +155,39 @@ def run(
     raise typer.Exit(0 if status == 200 else 1)
 
 
+@app.command()
+def worklist(
+    fhir_server: Annotated[str, typer.Option(help="The FHIR server to read the panel from.")],
+    bearer_token: Annotated[str | None, typer.Option(
+        help="Bearer token for the FHIR server (visible to other users: prefer --token-file).")
+    ] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, readable=True, help="A file holding the bearer token.")
+    ] = None,
+    group: Annotated[str | None, typer.Option(
+        help="A FHIR Group id (a clinic's panel); default: every patient with a pump device.")
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="As of this ISO date-time (default: now).")
+                  ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, csv, ics or html.")] = "json",
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Every active ITB pump of a clinic's panel, most urgent first, with the refill and
+    battery findings its cards would carry (a progress bar on a terminal)."""
+    from cds_service.worklist.command import read_token, run_worklist
+    from cds_service.worklist.formats import Format
+    from cds_service.worklist.run import WorklistError
+
+    if fmt not in set(Format):
+        raise UserError(f"--format {fmt!r}: choose json, csv, ics or html")
+    try:
+        line = run_worklist(_settings(), fhir_server, read_token(bearer_token, token_file),
+                            group, _instant(at) if at else None, Format(fmt), output)
+    except WorklistError as exc:
+        raise UserError(str(exc)) from None
+    typer.echo(line, err=True)
+
+
 def _human(status: int, body: dict[str, Any]) -> str:
     if status != 200:
         issues = body.get("issue", [])

@@ -153,6 +153,38 @@ class GovernanceSettings(BaseModel):
     chart_rules: int = Field(default=8, ge=1, le=20)
 
 
+class BookingSettings(BaseModel):
+    """appointment-book (issue 17): when a proposed refill or replacement is booked too late."""
+
+    # A battery can stop early, and the elective replacement indicator gives about 90 days'
+    # notice at best.
+    replacement_margin_days: int = Field(
+        default=30, ge=0, description="A pump replacement booked within this many days before "
+        "end of service is too close to it: warning, with the latest safe day to book.")
+
+
+class WorklistSettings(BaseModel):
+    """The clinic worklist (``itb-cds worklist``, ``GET /worklist``): every limit it works
+    within. ``GET /worklist`` is off until ``fhir_server`` and a token are configured."""
+
+    fhir_server: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
+    fhir_token: SecretStr | None = None  # the bearer token GET /worklist sends to fhir_server
+    # Clinic panel (FHIR Group id) -> the bearer token that clinic's staff use for its
+    # worklist; the admin token may ask for any panel (or every pump patient).
+    clinic_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    concurrency: int = Field(default=4, ge=1, le=64)  # patients fetched at the same time
+    patient_budget_seconds: float = Field(default=20.0, gt=0)  # every query of one patient
+    search_page_size: int = Field(default=200, ge=1, le=1000)  # _count of population searches
+    search_page_cap: int = Field(default=500, ge=1)  # pages a population search follows
+    search_budget_seconds: float = Field(default=300.0, gt=0)  # one population search
+    screen_batch: int = Field(default=50, ge=1, le=500)  # Group members per screening search
+    max_patients: int = Field(default=20_000, ge=1)  # a panel larger than this is refused
+    bulk_export: bool = True  # use Group/$export where the server advertises it
+    export_timeout_seconds: float = Field(default=600.0, gt=0)  # kick-off to last file
+    export_poll_max_seconds: float = Field(default=10.0, gt=0)  # longest Retry-After honoured
+    horizon_days: int = Field(default=180, ge=7, le=730)  # the timeline chart's span
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -249,6 +281,8 @@ class Settings(BaseSettings):
     refill: RefillSettings = Field(default_factory=RefillSettings)
     battery: BatterySettings = Field(default_factory=BatterySettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+    booking: BookingSettings = Field(default_factory=BookingSettings)
+    worklist: WorklistSettings = Field(default_factory=WorklistSettings)
 
     @field_validator("cors_origins", "mas_alternate_codes", mode="before")
     @classmethod
@@ -298,6 +332,7 @@ class Settings(BaseSettings):
             "trial": self.trial.model_dump(),
             "refill": self.refill.model_dump(),
             "battery": self.battery.model_dump(),
+            "booking": self.booking.model_dump(),
             "reading": {
                 "trial.same_trial_hours": self.trial.same_trial_hours,
                 "trial.bare_dose_max_mcg": self.trial.bare_dose_max_mcg,

@@ -28,7 +28,7 @@ from cds_service.errors import (
 from cds_service.fhir.allowlist import FhirServerPolicy, FhirServerRefused
 from cds_service.fhir.client import FhirClient
 from cds_service.fhir.memo import RecordMemo, ValidationMemo
-from cds_service.fhir.parse import Screen
+from cds_service.fhir.parse import DRAFT_ORDERS, Screen, proposed_resources
 from cds_service.fhir.prefetch import Resolved, build_record, required_missing, resolve
 from cds_service.fhir.record import PatientRecord
 from cds_service.fhir.relevance import make_screen
@@ -119,7 +119,8 @@ class Engine:
         await self.fhir.aclose()
 
     def _record(self, service_id: str, resolved: Resolved, draft_orders: object | None,
-                prefetch_sha256: dict[str, str]) -> PatientRecord:
+                prefetch_sha256: dict[str, str], draft_source: str = DRAFT_ORDERS
+                ) -> PatientRecord:
         whole = not (resolved.fetched or resolved.failed or resolved.missing
                      or resolved.query_log)
         key = RecordMemo.key(service_id, prefetch_sha256, draft_orders) if whole else None
@@ -133,6 +134,7 @@ class Engine:
             self.terminology.observation_filter,
             self.screen,
             self.validation_memo,
+            draft_source,
         )
         if key is not None:
             self.record_memo.put(key, record)
@@ -221,17 +223,22 @@ class Engine:
             trace = self._trace(service, call, resolved, 412, error=message)
             raise RequiredDataMissing(message, details, trace)
 
-        draft_orders = getattr(context, "draftOrders", None)
-        record_in = self._record(service.id, resolved, draft_orders, call.digests)
+        drafts = context.proposals()
+        source = context.PROPOSALS or DRAFT_ORDERS
+        record_in = self._record(service.id, resolved, drafts, call.digests, source)
         findings = self.catalogue.order(
             evaluate(service.rules, record_in, now, self.settings, self.terminology)
         )
+        # A finding about a proposed resource (appointment-book) suggests moving that resource.
+        targets = {f.target_ref for f in findings if f.target_ref}
+        subject = record_in.patient.ref if record_in.patient is not None else None
         cards = self.catalogue.render(
             findings,
             patient_id=context.patientId,
             now=now,
             terminology_versions=self.terminology.versions,
             unavailable=record_in.unavailable,
+            proposals=proposed_resources(drafts, subject, targets, source) if targets else {},
         )
         cards = _stable_uuids(cards, str(request.hookInstance))
         wire = CdsResponse(cards=cards).to_wire()

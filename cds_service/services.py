@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from cds_service.config import Settings
 from cds_service.fhir.templates import ALL_KEYS, prefetch_templates
 from cds_service.hooks.models import (
+    AppointmentBookContext,
     OrderSelectContext,
     OrderSignContext,
     PatientViewContext,
@@ -25,6 +26,12 @@ from cds_service.hooks.models import (
 _REQUIRED = ("patient", "conditions", "medicationRequests", "devices", "procedures")
 # Order hooks decide candidacy only: no pump observations and no appointments.
 _ORDER_KEYS = tuple(k for k in ALL_KEYS if k not in ("observations", "appointments"))
+# appointment-book checks bookings against the pump's refill and battery dates: the pump, its
+# procedures, readings and orders (doses, product strengths, the backup oral prescription),
+# and the bookings already made; no diagnoses, allergies or adverse events.
+_BOOKING_KEYS = tuple(k for k in ALL_KEYS
+                      if k not in ("conditions", "allergies", "adverseEvents"))
+_BOOKING_REQUIRED = ("patient", "medicationRequests", "devices", "procedures")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,20 @@ SERVICES: tuple[ServiceSpec, ...] = (
         required_keys=_REQUIRED,
         rules=("candidacy-on-order",),
         context=OrderSignContext,
+    ),
+    ServiceSpec(
+        id="itb-appointment-book",
+        hook="appointment-book",
+        title="ITB pump refill and replacement bookings",
+        description=(
+            "When appointments are booked: warns when an intrathecal baclofen pump refill is "
+            "booked after the pump's alarm date or empty date, or a pump replacement after the "
+            "battery's end of service, and suggests the latest safe day."
+        ),
+        prefetch_keys=_BOOKING_KEYS,
+        required_keys=_BOOKING_REQUIRED,
+        rules=("booking",),
+        context=AppointmentBookContext,
     ),
 )
 

@@ -28,7 +28,7 @@ from cds_service.services import SERVICES, SERVICES_BY_ID
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-FAMILIES = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed")
+FAMILIES = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed", "scheduling")
 
 LOCAL = "urn:itb-cds:codes"
 SNOMED = "http://snomed.info/sct"
@@ -241,6 +241,8 @@ class Chart:
     # Resources of other types an EHR slipped into a key's searchset (search.mode "include").
     included: dict[str, list[Json]] = field(default_factory=dict)
     drafts: list[Json] = field(default_factory=list)
+    # The appointments an appointment-book call is booking (context.appointments).
+    proposals: list[Json] = field(default_factory=list)
     malformed: list[Json] = field(default_factory=list)
     counter: int = 0
 
@@ -501,6 +503,30 @@ class Chart:
         if status == "cancelled":
             res["cancelationReason"] = concept(text="Patient cancelled")
         return self.add("appointments", res)
+
+    def propose(self, code: Json, start_days: float, sandbox_quirks: bool = False) -> Json:
+        """An appointment being booked (appointment-book's context.appointments), at 14:00."""
+        start = (self.anchor + timedelta(days=start_days)).replace(hour=14, minute=0, second=0)
+        res: Json = {
+            "resourceType": "Appointment",
+            "id": self.new_id("proposed"),
+            "status": "proposed",
+            "serviceType": [code],
+            "description": code.get("text", "Appointment"),
+            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "minutesDuration": 30,
+            "participant": [
+                {"actor": {"reference": f"Patient/{self.pid}"}, "status": "needs-action"},
+                {"actor": {"reference": "Practitioner/pract-itb-nurse"},
+                 "status": "accepted"},
+            ],
+        }
+        if sandbox_quirks:
+            # What a scheduling client may leave out of a proposal not yet saved.
+            del res["status"], res["participant"]
+        self.proposals.append(res)
+        return res
 
     # -- pump building blocks -------------------------------------------------------------
 
@@ -934,8 +960,14 @@ def build_request(s: Scenario) -> Json:
         "patientId": c.pid,
         "encounterId": "enc-today",
     }
-    keys = PATIENT_VIEW_KEYS if hook == "patient-view" else ORDER_KEYS
-    if hook != "patient-view":
+    keys = SERVICES_BY_ID[s.service].prefetch_keys
+    if hook == "appointment-book":
+        proposed: Json = {"resourceType": "Bundle", "type": "collection",
+                          "entry": [{"resource": r} for r in c.proposals]}
+        if any("status" not in r for r in c.proposals):
+            del proposed["type"]
+        context["appointments"] = proposed
+    elif hook != "patient-view":
         bundle: Json = {"resourceType": "Bundle", "type": "collection",
                         "entry": [{"resource": r} for r in c.drafts]}
         if any("intent" not in r for r in c.drafts):
@@ -1019,19 +1051,21 @@ looking at the rule implementation.
 `fixtures/<family>/<id>.json`:
 
 - `id`, `title`, `story`, `family`: the scenario, as a pump nurse would tell it.
-- `service`: `itb-patient-view`, `itb-order-select` or `itb-order-sign`.
+- `service`: `itb-patient-view`, `itb-order-select`, `itb-order-sign` or
+  `itb-appointment-book`.
 - `anchor`: the "now" at which `expected` holds (a fixed instant in 2026).
 - `expected`: **every** card the service must return, and nothing else: `rule`, `outcome`,
   `indicator`; data-quality cards also name the rule they block (`blocks`).
 - `request`: a complete CDS Hooks 2.0 request: `hook`, `hookInstance` (uuid5 of the id),
-  `context` (plus `draftOrders`/`selections` for order hooks), and `prefetch` keyed by the
-  fixed prefetch key names: a searchset Bundle, `null` when the EHR found nothing, the Patient
-  for `patient`. Order services get every key but `observations` and `appointments`.
+  `context` (plus `draftOrders`/`selections` for order hooks, `appointments` — the proposed
+  Appointments being booked — for appointment-book), and `prefetch` keyed by the fixed
+  prefetch key names: a searchset Bundle, `null` when the EHR found nothing, the Patient for
+  `patient`. Each service gets the keys of its entry in `cds_service/services.py`.
 - `malformed` (optional): `[{"key", "index"}]` prefetch entries that are deliberately invalid
   FHIR and must be skipped while the rest of the chart still produces the cards.
 
 `fixtures/<family>/<id>.bundle.json` holds the same prefetch resources as one FHIR R4
-`collection` Bundle (draft orders stay in the request context only).
+`collection` Bundle (draft orders and proposed appointments stay in the request context only).
 
 ## Dates
 
@@ -2416,6 +2450,146 @@ def candidacy_trap_dose_range_below_maximum() -> Scenario:
     return make(c, "candidacy", "Dose range wholly below the maximum",
                 "Baclofen 5-10 mg four times a day (20-40 mg/day): well below the maximum "
                 "whatever was taken, and nothing else failed. No card.", [])
+
+
+# ----- scheduling (appointment-book: is a proposed refill or replacement booked in time?)
+
+
+def booking_card(rule: str, outcome: str, indicator: str) -> Json:
+    return card(rule, outcome, indicator)
+
+
+BOOK = "itb-appointment-book"
+
+
+def booking_pump(sid: str, anchor: datetime, last_refill_days: int) -> Chart:
+    """The standard pump (alarm = last refill + 90 d, empty + 100 d), implanted 2 years ago."""
+    c = pump_chart(sid, anchor)
+    c.standard_pump(last_refill_days=last_refill_days)
+    return c
+
+
+@scenario
+def booking_refill_before_due() -> Scenario:
+    c = booking_pump("booking-refill-before-due", A_JUN, -80)
+    c.propose(REFILL_BOOKING, 7)
+    return make(c, "scheduling", "Refill booked 3 days before the alarm date",
+                "Last refill 80 days ago: alarm in 10 days. The nurse books the refill in 7 "
+                "days, in time: no card.", [], service=BOOK)
+
+
+@scenario
+def booking_refill_after_alarm() -> Scenario:
+    c = booking_pump("booking-refill-after-alarm", A_OCT, -80)
+    c.propose(REFILL_BOOKING, 14)
+    return make(c, "scheduling", "Refill booked 4 days after the alarm date",
+                "Alarm in 10 days, empty in 20; the first free slot offered is in 14 days, after "
+                "the alarm: book on or before the alarm date.",
+                [booking_card("itb-refill", "booked-late", "warning")], service=BOOK)
+
+
+@scenario
+def booking_refill_after_empty() -> Scenario:
+    c = booking_pump("booking-refill-after-empty", A_MAR, -80)
+    c.propose(REFILL_BOOKING, 24, sandbox_quirks=True)
+    return make(c, "scheduling", "Refill booked after the pump runs dry",
+                "Alarm in 10 days, empty in 20; the refill is being booked in 24 days (a "
+                "scheduling client that sends the proposal without status or participant): "
+                "withdrawal risk, critical.",
+                [booking_card("itb-refill", "booked-after-empty", "critical")], service=BOOK)
+
+
+@scenario
+def booking_refill_after_stability_limit() -> Scenario:
+    c = pump_chart("booking-refill-after-stability-limit", A_JAN)
+    dev = c.pump(model="synchromed-40")
+    c.refill(-170, device=dev, volume=40, concentration=2000)
+    c.itb_order(400, concentration=2000)
+    c.oral("baclofen10", 10, 3, text="Backup: 10 mg three times a day if the pump fails")
+    c.propose(REFILL_BOOKING, 15)
+    return make(c, "scheduling", "Refill booked after the 180-day drug stability limit",
+                "40 mL of 2000 mcg/mL at 400 mcg/day, refilled 170 days ago: the stability "
+                "limit is in 10 days, the alarm in 20. A refill in 15 days is after the limit.",
+                [booking_card("itb-refill", "booked-late", "warning")], service=BOOK)
+
+
+@scenario
+def booking_refill_overdue_booked_today() -> Scenario:
+    c = booking_pump("booking-refill-overdue-booked-today", A_DEC, -94)
+    c.propose(REFILL_BOOKING, 0)
+    return make(c, "scheduling", "Overdue refill booked for this afternoon",
+                "The alarm passed 4 days ago (empty in 6); the refill is booked for today, the "
+                "earliest day there is: nothing to correct here (patient-view carries the "
+                "overdue alert).", [], service=BOOK)
+
+
+@scenario
+def booking_trap_later_refill_cycle() -> Scenario:
+    c = booking_pump("booking-trap-later-refill-cycle", A_JUN, -84)
+    c.appointment(REFILL_BOOKING, 4)
+    c.propose(REFILL_BOOKING, 94)
+    return make(c, "scheduling", "Booking the refill after next",
+                "The next refill is already booked in 4 days (alarm in 6); the one being booked "
+                "in 94 days is for the following fill, whose dates that refill will set: no "
+                "card.", [], service=BOOK)
+
+
+@scenario
+def booking_trap_neither() -> Scenario:
+    c = booking_pump("booking-trap-neither", A_MAR, -80)
+    c.propose(concept(coding(SNOMED, "91251008", "Physical therapy procedure"),
+                      text="Physiotherapy review"), 30)
+    return make(c, "scheduling", "A physiotherapy appointment after the alarm date",
+                "Alarm in 10 days; the appointment being booked in 30 days is physiotherapy, "
+                "neither a refill nor a replacement: no card.", [], service=BOOK)
+
+
+@scenario
+def booking_refill_no_daily_dose() -> Scenario:
+    c = pump_chart("booking-refill-no-daily-dose", A_OCT)
+    dev = c.pump()
+    c.refill(-40, device=dev)
+    c.oral("baclofen10", 10, 3, text="Backup: 10 mg three times a day if the pump fails")
+    c.propose(REFILL_BOOKING, 30)
+    return make(c, "scheduling", "Refill booked for a pump with no dose on file",
+                "Refilled 40 days ago, but no pump prescription or daily-dose reading: nobody "
+                "can say whether a refill in 30 days is in time. Say what to record.",
+                [DQ_REFILL], service=BOOK)
+
+
+def booking_battery(sid: str, anchor: datetime) -> Chart:
+    """A SynchroMed II reaching end of service ~120 days after the anchor; refill not due."""
+    c, _ = battery_chart(sid, anchor, years_before(anchor, 7, 120))
+    return c
+
+
+@scenario
+def booking_replacement_before_eos() -> Scenario:
+    c = booking_battery("booking-replacement-before-eos", A_JUN)
+    c.propose(REPLACEMENT, 60)
+    return make(c, "scheduling", "Replacement booked two months before end of service",
+                "End of service in ~120 days; the replacement surgery is booked in 60 days: in "
+                "time, no card.", [], service=BOOK)
+
+
+@scenario
+def booking_replacement_close_to_eos() -> Scenario:
+    c = booking_battery("booking-replacement-close-to-eos", A_OCT)
+    c.propose(REPLACEMENT, 105)
+    return make(c, "scheduling", "Replacement booked 2 weeks before end of service",
+                "End of service in ~120 days; the surgery is being booked in 105 days, inside "
+                "the last 30 days: book it earlier.",
+                [booking_card("itb-battery", "booked-late", "warning")], service=BOOK)
+
+
+@scenario
+def booking_replacement_after_eos() -> Scenario:
+    c = booking_battery("booking-replacement-after-eos", A_JAN)
+    c.propose(REPLACEMENT, 135)
+    return make(c, "scheduling", "Replacement booked after end of service",
+                "End of service in ~120 days; the surgery is being booked in 135 days, after "
+                "the battery may have stopped: critical.",
+                [booking_card("itb-battery", "booked-after-eos", "critical")], service=BOOK)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def test_the_wheel_installed_outside_the_checkout_serves_from_an_empty_folder(
     log = tmp_path / "serve.log"
     with serving(command, empty, env, url, log), httpx.Client(base_url=url, timeout=30) as http:
         services = {s["id"] for s in http.get("/cds-services").json()["services"]}
-        assert services == {"itb-patient-view", "itb-order-select", "itb-order-sign"}
+        assert services == {"itb-patient-view", "itb-order-select", "itb-order-sign",
+                            "itb-appointment-book"}
 
         scenario = load_scenario(FIXTURE)
         request = shifted_request(scenario, datetime.now(UTC))

@@ -44,10 +44,12 @@ SCENARIO_PATHS = sorted(p for p in FIXTURES.rglob("*.json") if not p.name.endswi
 SCENARIOS = load_scenarios(FIXTURES)
 BY_ID = {s.id: s for s in SCENARIOS}
 ORDER_KEYS = frozenset(PREFETCH_KEYS) - {"observations", "appointments"}
+BOOKING_KEYS = frozenset(PREFETCH_KEYS) - {"conditions", "allergies", "adverseEvents"}
 HOOKS = {
     "itb-patient-view": "patient-view",
     "itb-order-select": "order-select",
     "itb-order-sign": "order-sign",
+    "itb-appointment-book": "appointment-book",
 }
 
 
@@ -133,13 +135,18 @@ def test_request_is_a_complete_cds_hooks_call(s: Scenario) -> None:
     context = request["context"]
     assert context["userId"].startswith("Practitioner/")
     assert request["prefetch"]["patient"]["id"] == context["patientId"]
-    expected_keys = frozenset(PREFETCH_KEYS) if s.service == "itb-patient-view" else ORDER_KEYS
+    expected_keys = {"itb-patient-view": frozenset(PREFETCH_KEYS),
+                     "itb-appointment-book": BOOKING_KEYS}.get(s.service, ORDER_KEYS)
     assert set(request["prefetch"]) == expected_keys
     for key, value in request["prefetch"].items():
         if key != "patient" and value is not None:
             assert value["resourceType"] == "Bundle"
             assert value["type"] == "searchset"
-    if s.service != "itb-patient-view":
+    if s.service == "itb-appointment-book":
+        proposed = context["appointments"]
+        assert proposed["resourceType"] == "Bundle" and proposed["entry"]
+        assert all(e["resource"]["resourceType"] == "Appointment" for e in proposed["entry"])
+    elif s.service != "itb-patient-view":
         drafts = context["draftOrders"]
         assert drafts["resourceType"] == "Bundle"
         assert drafts["entry"]
@@ -224,6 +231,7 @@ def test_coverage_of_services_traps_and_chart_shapes() -> None:
     services = Counter(s.service for s in SCENARIOS)
     assert services["itb-order-select"] >= 2
     assert services["itb-order-sign"] >= 2
+    assert services["itb-appointment-book"] >= 8
     assert sum(1 for s in SCENARIOS if not s.expected) >= 15  # false-positive traps
     assert sum(1 for s in SCENARIOS if s.malformed) >= 1
     padded = [s for s in SCENARIOS if sum(1 for _ in prefetch_entries(s)) >= 300]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from cds_service.catalogue.labels import Labels
+from cds_service.catalogue.moves import moved_to
 from cds_service.catalogue.schema import (
     CatalogueError,
     CommonSpec,
@@ -180,19 +181,27 @@ class Catalogue:
 
     def render(self, findings: list[Finding], *, patient_id: str, now: datetime,
                terminology_versions: dict[str, str],
-               unavailable: Sequence[str] = ()) -> list[Card]:
+               unavailable: Sequence[str] = (),
+               proposals: Mapping[str, Mapping[str, Any]] | None = None) -> list[Card]:
         """One card per finding, in ``order(findings)``. ``unavailable``: prefetch keys that
         could not be obtained; every card says so. The pump safety reminders are said once,
-        on the first (most urgent) pump card."""
+        on the first (most urgent) pump card. ``proposals``: the resources of the hook's
+        context that findings are about (``Finding.target_ref``), as R4 JSON."""
         ordered = self.order(findings)
         labels = [self.common.prefetch_labels.get(k, k) for k in unavailable]
         pump = next((i for i, f in enumerate(ordered) if self._is_pump_card(f)), None)
-        return [self._card(f, patient_id, now, terminology_versions, labels, i == pump)
+        return [self._card(f, patient_id, now, terminology_versions, labels, i == pump,
+                           proposals or {})
                 for i, f in enumerate(ordered)]
 
     def _is_pump_card(self, finding: Finding) -> bool:
         family = self._by_rule.get(finding.rule)
         return finding.device_ref is not None or (family is not None and family.spec.pump_card)
+
+    def topic(self, rule: str) -> str:
+        """A rule's topic as its cards name it (``source.topic.display``)."""
+        family = self._by_rule.get(rule)
+        return family.spec.topic if family is not None else rule
 
     @staticmethod
     def order(findings: Sequence[Finding]) -> list[Finding]:
@@ -275,7 +284,7 @@ class Catalogue:
 
     def _card(self, finding: Finding, patient_id: str, now: datetime,
               terminology_versions: dict[str, str], unavailable: list[str],
-              safety: bool) -> Card:
+              safety: bool, proposals: Mapping[str, Mapping[str, Any]]) -> Card:
         family, spec = self._family(finding)
         where = f"{finding.rule}/{finding.outcome}"
         context = self._context(family, finding, patient_id, now, where)
@@ -286,10 +295,13 @@ class Catalogue:
         detail = keep_units(self._detail(family, spec, finding, context, where, safety))
         src = self.common.sources[spec.source or family.source]
         topic = Coding(system=self.common.code_system, code=finding.rule, display=family.topic)
-        suggestions = []
+        suggestions: list[Suggestion] = []
         if finding.suggest:
-            suggestions = [self._suggestion(s, finding, context, patient_id, now, where)
-                           for s in spec.suggestions]
+            for s in spec.suggestions:
+                made = (self._move(s, finding, proposals) if s.moves_to is not None
+                        else self._suggestion(s, finding, context, patient_id, now, where))
+                if made is not None:
+                    suggestions.append(made)
         extension = self._extension(finding, context["missing"], terminology_versions)
         return Card(
             uuid=str(uuid.uuid4()),
@@ -329,6 +341,20 @@ class Catalogue:
         if finding.device_ref:
             body["device"] = finding.device_ref
         return body
+
+    @staticmethod
+    def _move(spec: SuggestionSpec, finding: Finding,
+              proposals: Mapping[str, Mapping[str, Any]]) -> Suggestion | None:
+        """Update the proposed resource the finding is about, moved to the day of a number."""
+        target = proposals.get(finding.target_ref or "")
+        day = finding.number(spec.moves_to or "")
+        if target is None or day is None or not isinstance(day.value, str):
+            return None
+        resource = moved_to(target, date.fromisoformat(day.value))
+        if resource is None:
+            return None
+        return Suggestion(label=spec.label, uuid=str(uuid.uuid4()), actions=[
+            Action(type="update", description=spec.label, resource=resource)])
 
     def _suggestion(self, spec: SuggestionSpec, finding: Finding, context: dict[str, Any],
                     patient_id: str, now: datetime, where: str) -> Suggestion:

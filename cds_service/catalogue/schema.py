@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cds_service.errors import ConfigurationError
 
@@ -59,10 +59,22 @@ class LinkSpec(_Spec):
 
 class SuggestionSpec(_Spec):
     label: str = Field(min_length=1)
-    code: str = Field(min_length=1)  # local code of urn:itb-cds:codes
-    text: str = Field(min_length=1)  # ServiceRequest.code.text
+    code: str | None = Field(default=None, min_length=1)  # local code of urn:itb-cds:codes
+    text: str | None = Field(default=None, min_length=1)  # ServiceRequest.code.text
     before: str | None = None  # number key of the date the request is due before
     note: str | None = None  # template for ServiceRequest.note
+    # Instead of creating a ServiceRequest: update the resource the finding is about (a
+    # proposed Appointment of appointment-book), moved to the day of this number key.
+    moves_to: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SuggestionSpec:
+        if self.moves_to is None and (self.code is None or self.text is None):
+            raise ValueError("a suggestion creates a request (code and text) or moves the "
+                             "proposed resource (moves_to)")
+        if self.moves_to is not None and (self.code or self.text or self.before or self.note):
+            raise ValueError("moves_to takes no code, text, before or note")
+        return self
 
 
 class OutcomeSpec(_Spec):

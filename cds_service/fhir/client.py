@@ -10,11 +10,12 @@ messages leave this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,11 @@ class _ByteBudget:
             raise _PageError(f"responses exceeded the {self.limit} bytes one call may read")
 
 
+class FhirRequestError(Exception):
+    """A request ``FhirClient.open`` could not complete; the message is ours (no URL, no
+    token, no server text) and safe to log."""
+
+
 @functools.cache
 def shared_ssl_context() -> ssl.SSLContext:
     """One TLS context (certifi's bundle, or SSL_CERT_FILE) for every outbound client: building
@@ -113,6 +119,27 @@ class FhirClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @contextlib.asynccontextmanager
+    async def open(self, url: str, token: str | None, *,
+                   headers: Mapping[str, str] | None = None,
+                   timeout: float | None = None) -> AsyncIterator[httpx.Response]:
+        """One GET whose response the caller reads as it arrives (Bulk Data status and NDJSON
+        files). The token goes only in the Authorization header; a transport failure is a
+        FhirRequestError naming its type only, as in ``fetch_all``."""
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            async with self._http.stream(
+                "GET", url, headers=sent,
+                timeout=timeout or self._settings.fhir_timeout_seconds,
+            ) as response:
+                yield response
+        except httpx.TimeoutException:
+            raise FhirRequestError("timed out") from None
+        except httpx.HTTPError as exc:  # carries the request: keep only the type
+            raise FhirRequestError(f"request failed ({type(exc).__name__})") from None
 
     async def __aenter__(self) -> FhirClient:
         return self

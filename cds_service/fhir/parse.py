@@ -9,7 +9,7 @@ A bad entry is reported and skipped; it never fails the call.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -31,6 +31,7 @@ from cds_service.fhir import facts
 from cds_service.fhir.client import bundle_entries
 from cds_service.fhir.memo import Remembered, ValidationMemo
 from cds_service.fhir.record import (
+    AppointmentFact,
     Concept,
     MedicationFact,
     PatientInfo,
@@ -109,6 +110,8 @@ def _external_medication(resource_type: str, model: Any) -> str | None:
 _DRAFT_DEFAULTS: dict[str, dict[str, object]] = {
     "MedicationRequest": {"status": "draft", "intent": "order"},
     "ServiceRequest": {"status": "draft", "intent": "order"},
+    # appointment-book sends the appointments being booked: proposed until the EHR books them.
+    "Appointment": {"status": "proposed"},
 }
 
 
@@ -179,6 +182,8 @@ class _Collector:
         fact = found.fact
         if draft and isinstance(fact, MedicationFact) and fact.kind == "MedicationRequest":
             fact = dataclasses.replace(fact, draft=True)
+        elif draft and isinstance(fact, AppointmentFact):
+            fact = dataclasses.replace(fact, proposed=True)
         self.kept[ref] = _Kept(resource_type, ref, fact, found.model, found.medication_ref)
 
 
@@ -188,20 +193,21 @@ def parse_record(
     observation_filter: Callable[[Mapping[str, Any]], bool],
     screen: Screen | None = None,
     memo: ValidationMemo | None = None,
+    draft_source: str = DRAFT_ORDERS,
 ) -> PatientRecord:
     """``screen(resource_type, raw, medications_by_ref)`` may drop, before validation, stored
     resources no rule can read (draft orders are never screened). ``memo`` remembers what
-    validation gave for content seen before (draft orders, still being edited, never are)."""
+    validation gave for content seen before (draft orders, still being edited, never are).
+    ``draft_source``: the context field the drafts came in (draft orders, proposed
+    appointments), as skipped entries name it."""
     medications = _medication_index(resources_by_key) if screen is not None else {}
     collector = _Collector(observation_filter, screen, memo, medications)
     # Draft orders first: an unsigned order supersedes a stored copy of the same resource.
-    drafts = _draft_entries(draft_orders, collector.skipped)
+    drafts = _draft_entries(draft_orders, collector.skipped, draft_source)
     if drafts:
-        subject = _patient_reference(resources_by_key)
-        # The order is for the patient in context even when nothing says which one it is.
-        lenient = {"subject": {"reference": subject} if subject else {"display": "patient"}}
+        lenient = _lenient_defaults(_patient_reference(resources_by_key))
         for index, raw in enumerate(drafts):
-            collector.keep(DRAFT_ORDERS, index, _unquirk_draft(raw), lenient)
+            collector.keep(draft_source, index, _unquirk_draft(raw), lenient)
     for source, items in resources_by_key.items():
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             collector.skipped.append(SkippedEntry(source, None, None, "not a list of resources"))
@@ -243,7 +249,15 @@ def _medication_index(
     return dict(_raw_of_type(resources_by_key, "Medication"))
 
 
-def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry]) -> list[object]:
+def _lenient_defaults(subject: str | None) -> dict[str, object]:
+    """What a draft may leave out: the order (or the appointment) is for the patient in
+    context even when nothing says which one it is."""
+    patient = {"reference": subject} if subject else {"display": "patient"}
+    return {"subject": patient, "participant": [{"actor": patient, "status": "needs-action"}]}
+
+
+def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry],
+                   source: str = DRAFT_ORDERS) -> list[object]:
     if draft_orders is None:
         return []
     if isinstance(draft_orders, dict):
@@ -252,8 +266,31 @@ def _draft_entries(draft_orders: object | None, skipped: list[SkippedEntry]) -> 
         return [draft_orders]
     if isinstance(draft_orders, list):
         return list(draft_orders)
-    skipped.append(SkippedEntry(DRAFT_ORDERS, None, None, "draftOrders is not a Bundle"))
+    skipped.append(SkippedEntry(source, None, None, f"{source} is not a Bundle"))
     return []
+
+
+def proposed_resources(drafts: object | None, subject: str | None, wanted: Collection[str],
+                       source: str = DRAFT_ORDERS) -> dict[str, dict[str, Any]]:
+    """The drafts named in ``wanted`` ("Appointment/a1"), each as R4 JSON after the same
+    lenient repairs ``parse_record`` made: what an update suggestion starts from."""
+    out: dict[str, dict[str, Any]] = {}
+    lenient = _lenient_defaults(subject)
+    for index, raw in enumerate(_draft_entries(drafts, [], source)):
+        raw = _unquirk_draft(raw)
+        if not isinstance(raw, dict) or raw.get("resourceType") not in MODELS:
+            continue
+        resource_type = raw["resourceType"]
+        rid = raw.get("id")
+        ref = (f"{resource_type}/{rid}" if isinstance(rid, str) and rid
+               else f"{resource_type}/#{source}[{index}]")
+        if ref not in wanted or ref in out:
+            continue
+        defaults = {**_DRAFT_DEFAULTS.get(resource_type, {}), **lenient}
+        model = validate(MODELS[resource_type], raw, defaults).model
+        if model is not None:
+            out[ref] = model.model_dump(mode="json", exclude_none=True)
+    return out
 
 
 def _unquirk_draft(raw: object) -> object:

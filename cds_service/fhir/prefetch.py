@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from cds_service.fhir.allowlist import FhirServerRefused
 from cds_service.fhir.client import FetchResult, QueryLogEntry, bundle_entries, next_link
 from cds_service.fhir.memo import ValidationMemo
-from cds_service.fhir.parse import Screen, parse_record
+from cds_service.fhir.parse import DRAFT_ORDERS, Screen, parse_record
 from cds_service.fhir.record import PatientRecord
 from cds_service.fhir.templates import UnfillableTemplateError, render
 
@@ -176,8 +176,10 @@ def build_record(
     accepts_observation: Callable[[Mapping[str, Any]], bool],
     screen: Screen | None = None,
     memo: ValidationMemo | None = None,
+    draft_source: str = DRAFT_ORDERS,
 ) -> PatientRecord:
     """parse_record over what was resolved, with the keys that stayed missing marked.
     ``accepts_observation`` is the terminology's ``observation_filter``."""
-    record = parse_record(resolved.resources, draft_orders, accepts_observation, screen, memo)
+    record = parse_record(resolved.resources, draft_orders, accepts_observation, screen, memo,
+                          draft_source)
     return dataclasses.replace(record, unavailable=resolved.missing)

@@ -228,6 +228,7 @@ class AppointmentFact:
     codes: tuple[Concept, ...] = ()  # serviceType + appointmentType + reasonCode + specialty
     description: str | None = None
     based_on: tuple[str, ...] = ()
+    proposed: bool = False  # True when it came from the hook's context (appointment-book)
 
 
 @dataclass(frozen=True, slots=True)

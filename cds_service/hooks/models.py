@@ -7,7 +7,7 @@ refuse them, enforce the spec's invariants, and serialise without null/empty val
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -183,10 +183,18 @@ class PatientViewContext(_In):
     patientId: InId
     encounterId: InOptionalId | None = None
 
+    # The context field holding resources the user is about to commit (draft orders, proposed
+    # appointments): the parser reads them leniently, as drafts.
+    PROPOSALS: ClassVar[str | None] = None
+
+    def proposals(self) -> Any:
+        return getattr(self, self.PROPOSALS) if self.PROPOSALS else None
+
 
 class OrderSignContext(PatientViewContext):
     # Kept raw on purpose: the parser repairs the Sandbox's quirks instead of rejecting them.
     draftOrders: Any = None
+    PROPOSALS: ClassVar[str | None] = "draftOrders"
 
 
 class OrderSelectContext(OrderSignContext):
@@ -202,12 +210,21 @@ class OrderSelectContext(OrderSignContext):
         return value
 
 
-HookContext = PatientViewContext | OrderSelectContext | OrderSignContext
+class AppointmentBookContext(PatientViewContext):
+    """CDS Hooks Library appointment-book 1.0: the appointments being booked, a Bundle of
+    proposed Appointments, kept raw and read as leniently as draft orders."""
+
+    appointments: Any
+    PROPOSALS: ClassVar[str | None] = "appointments"
+
+
+HookContext = PatientViewContext | OrderSelectContext | OrderSignContext | AppointmentBookContext
 
 CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
     "patient-view": PatientViewContext,
     "order-select": OrderSelectContext,
     "order-sign": OrderSignContext,
+    "appointment-book": AppointmentBookContext,
 }
 
 

@@ -150,6 +150,11 @@ def _outcomes(rule: str, family: FamilySpec, examples: dict[tuple[str, str], str
         yield from code_block(spec.detail)
         yield ""
         for s in spec.suggestions:
+            if s.moves_to is not None:
+                yield (f"Suggestion: {s.label} (the appointment being booked, moved to "
+                       f"`{s.moves_to}`)")
+                yield ""
+                continue
             before = f", due before `{s.before}`" if s.before else ""
             yield (f"Suggestion: {s.label} (ServiceRequest `{s.code}`, \"{s.text}\""
                    f"{before})")

@@ -4,6 +4,7 @@ in force, the value-set files, the service and rule registries."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from cds_service.terminology.terms import DATA_DIR
 # The terminology tables a rule may name, and their files.
 TABLES = {"pump-models": "pump-models.yaml", "oral-max-doses": "oral-max-doses.yaml",
           "product-strengths": "product-strengths.yaml", "units": "units.yaml"}
-RULE_SECTIONS = ("candidacy", "trial", "refill", "battery")
+RULE_SECTIONS = ("candidacy", "trial", "refill", "battery", "booking")
 
 
 class RuleBookError(ConfigurationError):
@@ -110,11 +111,14 @@ class Sources:
         defaults = Settings.model_construct()
         sections = []
         for entry in RULE_ENTRIES.values():
-            if getattr(sys.modules[entry.rule.__module__], "RULE_ID", None) != rule:
+            if rule not in _rule_ids(entry.rule.__module__):
                 continue
             given = entry.section(defaults)
-            sections += [name for name in RULE_SECTIONS
-                         if getattr(defaults, name) is given and name not in sections]
+            # A section, or a dataclass of sections (the booking checks read three).
+            parts = [given, *(getattr(given, f.name) for f in dataclasses.fields(given))] \
+                if dataclasses.is_dataclass(given) else [given]
+            sections += [name for name in RULE_SECTIONS if name not in sections
+                         and any(getattr(defaults, name) is part for part in parts)]
         return sections
 
     def services_of(self, rule: str) -> list[str]:
@@ -122,11 +126,17 @@ class Sources:
         come with the rules they block)."""
         found = []
         for spec in SERVICES:
-            rules = {getattr(sys.modules[RULE_ENTRIES[e].rule.__module__], "RULE_ID", None)
-                     for e in spec.rules}
+            rules = {r for e in spec.rules for r in _rule_ids(RULE_ENTRIES[e].rule.__module__)}
             if rule in rules or (rule == "itb-data-quality" and rules):
                 found.append(spec.id)
         return found
+
+
+def _rule_ids(module_name: str) -> tuple[str, ...]:
+    """The rules whose cards a rule module makes: its RULE_ID, or the RULE_IDS it speaks for."""
+    module = sys.modules[module_name]
+    ids = getattr(module, "RULE_IDS", None)
+    return tuple(ids) if ids is not None else (getattr(module, "RULE_ID", ""),)
 
 
 def _read_yaml(path: Path, model: type[BaseModel]) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 from cds_service.config import Settings
 from cds_service.fhir.record import PatientRecord
 from cds_service.rules import battery as _battery
+from cds_service.rules import booking as _booking
 from cds_service.rules import candidacy as _candidacy
 from cds_service.rules import dataquality as _dataquality
 from cds_service.rules import refill as _refill
@@ -42,16 +43,19 @@ RULE_ENTRIES: Mapping[str, Entry[Any]] = {
     "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial),
     "refill": Entry(_refill.refill, lambda s: s.refill),
     "battery": Entry(_battery.battery, lambda s: s.battery),
+    "booking": Entry(_booking.booking,
+                     lambda s: _booking.BookingSections(s.refill, s.battery, s.booking)),
 }
 
 # Rule id -> (version, outcome codes, note keys): what the catalogue must be able to render.
 RULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     _candidacy.RULE_ID: (_candidacy.RULE_VERSION, _candidacy.OUTCOMES, _candidacy.NOTES),
     _trial.RULE_ID: (_trial.RULE_VERSION, _trial.OUTCOMES, _trial.NOTES),
-    _refill.RULE_ID: (_refill.RULE_VERSION, _refill.OUTCOMES,
-                      _refill.NOTES + _refill.PUMP_NOTES),
-    _battery.RULE_ID: (_battery.RULE_VERSION, _battery.OUTCOMES,
-                       _battery.NOTES + _battery.PUMP_NOTES),
+    # The booking checks (appointment-book) speak for the refill and battery rules.
+    _refill.RULE_ID: (_refill.RULE_VERSION, _refill.OUTCOMES + _booking.REFILL_OUTCOMES,
+                      _refill.NOTES + _refill.PUMP_NOTES + _booking.REFILL_NOTES),
+    _battery.RULE_ID: (_battery.RULE_VERSION, _battery.OUTCOMES + _booking.BATTERY_OUTCOMES,
+                       _battery.NOTES + _battery.PUMP_NOTES + _booking.BATTERY_NOTES),
     _dataquality.RULE_ID: (
         _dataquality.RULE_VERSION,
         _dataquality.OUTCOMES,

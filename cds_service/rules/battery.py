@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.config import BatterySettings
@@ -81,21 +82,34 @@ def _booked(chart: ChartIndex, implanted: datetime | None
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class PumpBattery:
+    """What the battery rule makes of one pump: the card's finding (None: nothing due, or no
+    battery), and the end of service with what it rests on (None when there is no battery or
+    the implant date is missing: the finding then names it)."""
+
+    pump: Pump
+    finding: Finding | None
+    end_of_service: datetime | None = None
+    basis: Draft | None = None
+
+
 def battery(chart: ChartIndex, now: datetime, settings: BatterySettings) -> list[Finding]:
+    return [p.finding for p in pumps(chart, now, settings) if p.finding is not None]
+
+
+def pumps(chart: ChartIndex, now: datetime, settings: BatterySettings) -> list[PumpBattery]:
+    """Every active pump, as the battery rule sees it (the booking check and the worklist read
+    the end of service of pumps that get no card as well)."""
     pump_notes = () if chart.backup_oral_baclofen else PUMP_NOTES
-    findings: list[Finding] = []
-    for pump in chart.pumps:
-        found = _one_pump(pump, chart, now, settings, pump_notes)
-        if found is not None:
-            findings.append(found)
-    return findings
+    return [_one_pump(pump, chart, now, settings, pump_notes) for pump in chart.pumps]
 
 
 def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: BatterySettings,
-              pump_notes: tuple[str, ...]) -> Finding | None:
+              pump_notes: tuple[str, ...]) -> PumpBattery:
     prog = programmability(pump, chart.terms)
     if not prog.programmable:
-        return None  # constant-flow pumps have no battery
+        return PumpBattery(pump, None)  # constant-flow pumps have no battery
     draft = Draft(RULE_ID, RULE_VERSION)
     if prog.source == "assumed":
         draft.note("programmable-assumed")
@@ -105,14 +119,15 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: BatterySet
     if implanted is None or pump.implant is None:
         draft.lack(MissingInput.IMPLANT_DATE)
         draft.note(*pump_notes)
-        return draft.missing_data(device_ref=pump.ref)
+        return PumpBattery(pump, draft.missing_data(device_ref=pump.ref))
     draft.see(Evidence(EvidenceLabel.IMPLANT, reference=pump.implant.ref, date=when(implanted),
                        words=words(name=label(pump.implant.code, "", chart.terms))))
     eos, eri_recorded = _end_of_service(pump, implanted, chart, now, settings, draft)
+    basis = draft.copy()
 
     graded = _grade(eos, now, settings, eri_recorded=eri_recorded)
     if graded is None:
-        return None
+        return PumpBattery(pump, None, eos, basis)
     outcome, tier = graded
     suggest = True
     booking = _booked(chart, implanted)
@@ -126,7 +141,8 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: BatterySet
         else:
             outcome, tier, suggest = "booked", Tier.INFO, False
     draft.note(*pump_notes)
-    return draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+    return PumpBattery(pump, draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest),
+                       eos, basis)
 
 
 def _end_of_service(pump: Pump, implanted: datetime, chart: ChartIndex, now: datetime,

@@ -41,12 +41,19 @@ class Draft:
     def lack(self, code: MissingInput, **chart_words: str) -> None:
         self.missing.append(missing_input(code, **chart_words))
 
+    def copy(self) -> Draft:
+        """What has been put together so far, to build another finding on."""
+        return Draft(self.rule, self.version, list(self.evidence), list(self.numbers),
+                     list(self.notes), list(self.missing))
+
     def finding(self, outcome: str, tier: Tier, *, reason_refs: tuple[str, ...] = (),
-                device_ref: str | None = None, suggest: bool = True) -> Finding:
+                device_ref: str | None = None, suggest: bool = True,
+                target_ref: str | None = None) -> Finding:
         return Finding(
             rule=self.rule, rule_version=self.version, outcome=outcome, tier=tier,
             evidence=tuple(self.evidence), numbers=tuple(self.numbers), notes=tuple(self.notes),
             reason_refs=reason_refs, device_ref=device_ref, suggest=suggest,
+            target_ref=target_ref,
         )
 
     def missing_data(self, *, device_ref: str | None = None) -> Finding:

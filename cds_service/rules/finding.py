@@ -52,6 +52,7 @@ class EvidenceLabel(StrEnum):
     RESERVE_VOLUME = "reserve-volume"
     ALARM_DATE = "alarm-date"
     REFILL_BOOKED = "refill-booked"
+    PROPOSED_APPOINTMENT = "proposed-appointment"
     # values in words
     STOPPED = "stopped"
     AT_MAXIMUM = "at-maximum"
@@ -163,6 +164,9 @@ class Finding:
     blocks: str | None = None  # for itb-data-quality: the rule id this finding blocks
     device_ref: str | None = None  # the pump a refill/battery finding is about
     suggest: bool = True  # False where the card must carry no suggestion
+    # A resource of the hook's context the finding is about (a proposed Appointment): the
+    # card's suggestion updates it rather than creating a new request.
+    target_ref: str | None = None
 
     def number(self, key: str) -> Number | None:
         for n in self.numbers:

@@ -71,25 +71,40 @@ class _Inputs:
     dose_mcg_day: float
 
 
+@dataclass(frozen=True, slots=True)
+class PumpRefill:
+    """What the refill rule makes of one pump: the card's finding (None: nothing due), and the
+    dates it rests on with every number and source behind them (``basis``; both None when an
+    input is missing: the finding then names it)."""
+
+    pump: Pump
+    finding: Finding | None
+    dates: RefillDates | None = None
+    basis: Draft | None = None
+    booked: tuple[datetime, str] | None = None  # a refill booked on or before the due date
+
+
 def refill(chart: ChartIndex, now: datetime, settings: RefillSettings) -> list[Finding]:
+    return [p.finding for p in pumps(chart, now, settings) if p.finding is not None]
+
+
+def pumps(chart: ChartIndex, now: datetime, settings: RefillSettings) -> list[PumpRefill]:
+    """Every active pump, as the refill rule sees it (the booking check and the worklist read
+    the dates of pumps that get no card as well)."""
     pump_notes = () if chart.backup_oral_baclofen else PUMP_NOTES
-    findings: list[Finding] = []
-    for pump in chart.pumps:
-        found = _one_pump(pump, chart, now, settings, len(chart.pumps) > 1, pump_notes)
-        if found is not None:
-            findings.append(found)
-    return findings
+    return [_one_pump(pump, chart, now, settings, len(chart.pumps) > 1, pump_notes)
+            for pump in chart.pumps]
 
 
 def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSettings,
-              multiple: bool, pump_notes: tuple[str, ...]) -> Finding | None:
+              multiple: bool, pump_notes: tuple[str, ...]) -> PumpRefill:
     draft = Draft(RULE_ID, RULE_VERSION)
     if pump.device is not None:
         draft.see(pump_evidence(pump.device, pump.model))
     inputs = _inputs(pump, chart, now, settings, multiple, draft)
     if inputs is None:
         draft.note(*pump_notes)
-        return draft.missing_data(device_ref=pump.ref)
+        return PumpRefill(pump, draft.missing_data(device_ref=pump.ref))
     last = inputs.last.at
     reserve = _reserve(chart, settings, draft)
     alarm_obs = _recorded_alarm(chart, last, settings)
@@ -104,12 +119,13 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
         draft.note("stability-limit-first")
     _count_dates(draft, dates, inputs, reserve, alarm_obs, settings)
     draft.count("daysUntilDue", calendar_days_until(dates.due, now), "d")
+    basis = draft.copy()
+    booking = booked_refill(chart, last, dates.due, now, settings)
 
     graded = _grade(dates, now, settings)
     if graded is None:
-        return None
+        return PumpRefill(pump, None, dates, basis, booking)
     outcome, tier = graded
-    booking = _booking(chart, last, dates.due, now, settings)
     suggest = True
     if booking is not None:
         draft.see(Evidence(EvidenceLabel.REFILL_BOOKED, reference=booking[1],
@@ -120,7 +136,8 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
         else:
             outcome, tier, suggest = "booked", Tier.INFO, False
     draft.note(*pump_notes)
-    return draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+    finding = draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest)
+    return PumpRefill(pump, finding, dates, basis, booking)
 
 
 def _count_dates(draft: Draft, dates: RefillDates, inputs: _Inputs, reserve: float,
@@ -360,8 +377,10 @@ def _recorded_alarm(chart: ChartIndex, last: datetime, settings: RefillSettings
     return found[-1] if found else None
 
 
-def _booking(chart: ChartIndex, after: datetime, due: datetime, now: datetime,
-             settings: RefillSettings) -> tuple[datetime, str] | None:
+def booked_refill(chart: ChartIndex, after: datetime, due: datetime, now: datetime,
+                  settings: RefillSettings) -> tuple[datetime, str] | None:
+    """The earliest refill booked (an appointment that will happen, or an active order) after
+    the last fill and on or before ``due``: with it, the refill is taken care of."""
     terms = chart.terms
     visit = timedelta(days=settings.same_visit_days)
     found: list[tuple[datetime, str]] = []

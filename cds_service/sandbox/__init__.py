@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cds_service.config import Settings
+from cds_service.sandbox.fhir_export import export_router
 from cds_service.sandbox.fhir_server import fhir_router
 from cds_service.sandbox.fixture_library import FixtureLibrary
 from cds_service.sandbox.gallery import gallery_router
@@ -22,5 +23,7 @@ def sandbox_routes(settings: Settings) -> APIRouter:
     router = APIRouter()
     router.include_router(sandbox_router(library, settings))
     router.include_router(gallery_router(library, settings))
+    # Before /fhir/{type}/{id}: "$export-status/<job>" would match that route too.
+    router.include_router(export_router(library))
     router.include_router(fhir_router(library, settings))
     return router

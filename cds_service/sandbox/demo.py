@@ -47,7 +47,8 @@ def _service(service_id: str | None, hook: object = None) -> ServiceSpec:
 def request_from_bundle(bundle: dict[str, Any], service: ServiceSpec, settings: Settings
                         ) -> dict[str, Any]:
     """A request for ``service`` about the bundle's one Patient; ``draft`` MedicationRequests
-    become the order hooks' draft orders, everything else answers the prefetch queries."""
+    become the order hooks' draft orders, ``proposed`` Appointments appointment-book's
+    appointments, everything else answers the prefetch queries."""
     resources = [e["resource"] for e in bundle.get("entry") or []
                  if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
@@ -56,9 +57,14 @@ def request_from_bundle(bundle: dict[str, Any], service: ServiceSpec, settings: 
                              "a request is about exactly one")
     drafts = [r for r in resources
               if r.get("resourceType") == "MedicationRequest" and r.get("status") == "draft"]
-    store = FixtureFhirStore(r for r in resources if r not in drafts)
+    proposed = [r for r in resources
+                if r.get("resourceType") == "Appointment" and r.get("status") == "proposed"]
+    store = FixtureFhirStore(r for r in resources if r not in drafts and r not in proposed)
     context: dict[str, Any] = {"userId": CLI_USER, "patientId": patients[0]["id"]}
-    if service.hook != "patient-view":
+    if service.context.PROPOSALS == "appointments":
+        context["appointments"] = {"resourceType": "Bundle", "type": "collection",
+                                   "entry": [{"resource": a} for a in proposed]}
+    elif service.hook != "patient-view":
         context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
                                   "entry": [{"resource": d} for d in drafts]}
     if service.hook == "order-select":

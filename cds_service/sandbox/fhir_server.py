@@ -41,6 +41,7 @@ FHIR_JSON = "application/fhir+json"
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
 FHIR_VERSION = "4.0.1"
+GROUP_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
 # Types with a ``code`` element the token search applies to (R4 search parameter ``code``).
 CODE_SEARCH_TYPES = frozenset(
     {"Observation", "Condition", "Procedure", "AllergyIntolerance", "ServiceRequest"}
@@ -86,9 +87,10 @@ def parse_search(resource_type: str, params: Sequence[tuple[str, str]]
     applied: list[tuple[str, str]] = []
     for name, value in params:
         if name in ("patient", "subject", "subject:Patient", "patient:Patient"):
-            is_patient = "/" not in value or "Patient/" in value
-            # A subject that is not a patient (Group, Device ...) matches nothing here.
-            these = frozenset({reference_id(value)}) if is_patient else frozenset()
+            # Comma-separated values are alternatives (R4 search: OR); a subject that is not
+            # a patient (Group, Device ...) matches nothing here.
+            these = frozenset(reference_id(v) for v in value.split(",")
+                              if v and ("/" not in v or "Patient/" in v))
             patients = these if patients is None else patients & these
             applied.append((name, value))
         elif name == "code" and resource_type in CODE_SEARCH_TYPES:
@@ -157,13 +159,14 @@ def capability_statement(types: frozenset[str], base: str, now: datetime) -> dic
         ]
         if rtype in CODE_SEARCH_TYPES:
             params.append({"name": "code", "type": "token"})
-        resources.append(
-            {
-                "type": rtype,
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": params,
-            }
-        )
+        entry: dict[str, Any] = {
+            "type": rtype,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": params,
+        }
+        if rtype == "Group":  # the demo panel, for the clinic worklist (Bulk Data export)
+            entry["operation"] = [{"name": "export", "definition": GROUP_EXPORT}]
+        resources.append(entry)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",

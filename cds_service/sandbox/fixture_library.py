@@ -28,7 +28,22 @@ from cds_service.sandbox.scenarios import (
     shifted_request,
 )
 
-FAMILY_ORDER = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed")
+FAMILY_ORDER = ("candidacy", "trial", "refill", "battery", "data-quality", "mixed",
+                "scheduling")
+# The Group of every demo patient, so that the clinic worklist can be tried on the sandbox.
+DEMO_GROUP_ID = "itb-demo"
+
+
+def demo_group(patient_ids: list[str]) -> Resource:
+    return {
+        "resourceType": "Group",
+        "id": DEMO_GROUP_ID,
+        "type": "person",
+        "actual": True,
+        "name": "ITB CDS demo patients (synthetic)",
+        "quantity": len(patient_ids),
+        "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patient_ids],
+    }
 
 
 def scenario_tag(scenario_id: str) -> str:
@@ -147,6 +162,8 @@ class FixtureLibrary:
                     if bundle is not None:
                         shifted = shifted_bundle(scenario, bundle, now)
                         resources += served_resources(scenario.id, shifted)
+                patients = sorted(r["id"] for r in resources if r["resourceType"] == "Patient")
+                resources.append(demo_group(patients))
                 self._store = (today, FixtureFhirStore(resources))
             return self._store[1]
 

@@ -22,7 +22,8 @@ Indicator = Literal["info", "warning", "critical"]
 RuleId = Literal[
     "itb-candidacy", "itb-trial-outcome", "itb-refill", "itb-battery", "itb-data-quality"
 ]
-Family = Literal["candidacy", "trial", "refill", "battery", "data-quality", "mixed"]
+Family = Literal["candidacy", "trial", "refill", "battery", "data-quality", "mixed",
+                 "scheduling"]
 
 # The tier each outcome carries (rule book: each rule's "Outcomes and cards").
 OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
@@ -40,6 +41,8 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
         "due-soon": "warning",
         "notice": "info",
         "booked": "info",
+        "booked-late": "warning",  # appointment-book: a proposed refill after the due date
+        "booked-after-empty": "critical",
     },
     "itb-battery": {
         "end-of-service": "critical",
@@ -47,6 +50,8 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
         "plan": "warning",
         "notice": "info",
         "booked": "info",
+        "booked-late": "warning",  # appointment-book: a replacement close to end of service
+        "booked-after-eos": "critical",
     },
     "itb-data-quality": {"missing-data": "info"},
 }

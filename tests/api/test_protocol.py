@@ -16,6 +16,7 @@ SERVICES = {
     "itb-patient-view": "patient-view",
     "itb-order-select": "order-select",
     "itb-order-sign": "order-sign",
+    "itb-appointment-book": "appointment-book",
 }
 
 
@@ -25,6 +26,8 @@ def minimal_request(hook: str = "patient-view", **extra: Any) -> dict[str, Any]:
         context["draftOrders"] = {"resourceType": "Bundle", "entry": []}
     if hook == "order-select":
         context["selections"] = []
+    if hook == "appointment-book":
+        context["appointments"] = {"resourceType": "Bundle", "entry": []}
     body: dict[str, Any] = {
         "hook": hook,
         "hookInstance": str(uuid.uuid4()),
@@ -64,6 +67,13 @@ def test_each_service_answers_its_hook(live: httpx.Client, service_id: str, hook
     response = live.post(f"/cds-services/{service_id}", json=minimal_request(hook))
     assert response.status_code == 200, response.text
     assert response.json() == {"cards": []}
+
+
+def test_appointment_book_without_its_appointments_is_400(live: httpx.Client) -> None:
+    body = minimal_request("appointment-book")
+    del body["context"]["appointments"]
+    out = assert_outcome(live.post("/cds-services/itb-appointment-book", json=body), 400)
+    assert "context.appointments" in str(out)
 
 
 def test_no_prefetch_and_no_fhir_server_is_412(live: httpx.Client) -> None:

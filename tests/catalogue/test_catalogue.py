@@ -36,10 +36,13 @@ TIERS = {
     "overdue": Tier.CRITICAL, "due-soon": Tier.WARNING, "notice": Tier.INFO,
     "booked": Tier.INFO, "end-of-service": Tier.CRITICAL, "eri": Tier.CRITICAL,
     "plan": Tier.WARNING, "missing-data": Tier.INFO,
+    "booked-late": Tier.WARNING, "booked-after-empty": Tier.CRITICAL,
+    "booked-after-eos": Tier.CRITICAL,
 }
 DATE_KEYS = ("dueDate", "emptyDate", "alarmDate", "stabilityLimitDate", "lastRefillDate",
              "bookedDate", "endOfServiceDate", "implantDate", "eriDate", "trialDate",
-             "earliestRepeatDate", "tbiOnsetDate", "eligibleFromDate")
+             "earliestRepeatDate", "tbiOnsetDate", "eligibleFromDate", "appointmentDate",
+             "latestSafeDate")
 VALUE_KEYS = ("failedAgents", "trialDoseMcg", "nextDoseMcg", "startingDoseMcgPerDay",
               "daysUntilDue", "serviceLifeYears", "volumeMl", "reserveMl", "draftDailyDoseMg",
               "maxDailyDoseMg", "otherActiveDailyDoseMg", "startingDoseTwiceMcgPerDay",

@@ -18,6 +18,7 @@ from cds_service.config import (
 )
 from cds_service.fhir.record import Concept, PatientInfo, PatientRecord, Quantity
 from cds_service.rules import RULE_ENTRIES, RULE_VERSIONS, RULES, evaluate
+from cds_service.rules.booking import BookingSections
 from cds_service.rules.index import ChartIndex
 from cds_service.terminology import Terminology
 from tests.rules.charts import (
@@ -36,7 +37,8 @@ from tests.rules.charts import (
 )
 
 SECTIONS = {"candidacy": CandidacySettings, "candidacy-on-order": CandidacySettings,
-            "trial-outcome": TrialSettings, "refill": RefillSettings, "battery": BatterySettings}
+            "trial-outcome": TrialSettings, "refill": RefillSettings, "battery": BatterySettings,
+            "booking": BookingSections}
 
 
 def two_pumps() -> PatientRecord:
@@ -60,7 +62,7 @@ def two_pumps() -> PatientRecord:
 
 def test_patient_view_runs_its_entries_in_order() -> None:
     assert list(RULE_ENTRIES) == ["candidacy", "candidacy-on-order", "trial-outcome", "refill",
-                                  "battery"]
+                                  "battery", "booking"]
     assert set(PATIENT_VIEW) < set(RULE_ENTRIES)
 
 

@@ -23,7 +23,9 @@ from cds_service.terminology import Terminology
 from tests.conftest import FIXED_NOW, LiveServer
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")
-PATIENT_VIEW = [s for s in SCENARIOS if s.service == "itb-patient-view"]
+# Services that read only what the fallback can fetch (order hooks also carry draft orders,
+# appointment-book its proposals: both travel in the context, with or without prefetch).
+FETCHABLE = [s for s in SCENARIOS if s.service in ("itb-patient-view", "itb-appointment-book")]
 PADDED = [s for s in SCENARIOS if "padded" in s.id]
 
 
@@ -208,8 +210,8 @@ def fallback_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx
         yield http
 
 
-@pytest.mark.parametrize("scenario", PATIENT_VIEW, ids=lambda s: s.id)
-def test_patient_view_without_prefetch_fetches_from_fhir_and_gives_the_same_cards(
+@pytest.mark.parametrize("scenario", FETCHABLE, ids=lambda s: s.id)
+def test_without_prefetch_the_service_fetches_from_fhir_and_gives_the_same_cards(
     fallback_service: httpx.Client, scenario: Scenario
 ) -> None:
     http = fallback_service
@@ -224,3 +226,8 @@ def test_patient_view_without_prefetch_fetches_from_fhir_and_gives_the_same_card
     assert expected.status_code == 200, expected.text
     assert fetched.status_code == 200, fetched.text
     assert card_view(fetched.json()) == card_view(expected.json()), scenario.story
+    if scenario.service == "itb-appointment-book":
+        # Bookings compare calendar days only, so the story holds at any hour of its day
+        # (a trial's hours before the anchor would not: the clock here is FIXED_NOW's hour).
+        expected_keys = sorted((e.rule, e.outcome, e.indicator) for e in scenario.expected)
+        assert sorted(c[:3] for c in card_view(fetched.json())) == expected_keys, scenario.story

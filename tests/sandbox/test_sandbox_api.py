@@ -31,7 +31,7 @@ def test_fixtures_are_listed_with_their_story_family_and_expected_cards(live_web
     ]
     families = [f["family"] for f in listed]
     assert families == sorted(families, key=["candidacy", "trial", "refill", "battery",
-                                             "data-quality", "mixed"].index)
+                                             "data-quality", "mixed", "scheduling"].index)
 
 
 def test_a_fixture_request_is_shifted_to_the_service_clock(live_web: Live) -> None:

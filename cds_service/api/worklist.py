@@ -1,0 +1,97 @@
+"""``GET /worklist``: the clinic worklist page (``?format=`` json, csv, ics or html), read from
+the configured FHIR server (``ITB_CDS_WORKLIST__FHIR_SERVER``).
+
+Off (404, as if it did not exist) until a FHIR server and a token are configured. The admin
+token may ask for any panel (``?group=``) or every pump patient; a clinic token
+(``worklist.clinic_tokens``: Group id -> token) sees its own panel only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from cds_service.api.errors import outcome_response
+from cds_service.config import Settings
+from cds_service.runtime import Runtime
+
+# Module level: FastAPI resolves these (postponed) annotations against module globals.
+Authorization = Annotated[str | None, Header()]
+ANY_PANEL = "*"
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# The page loads nothing from anywhere: its styles and its SVG chart are inline.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _scope(settings: Settings, authorization: str | None) -> str | None:
+    """ANY_PANEL for the admin token, the Group id for a clinic token, None otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    if settings.admin_token and _same(token, settings.admin_token):
+        return ANY_PANEL
+    found = None
+    for group, secret in settings.worklist.clinic_tokens.items():
+        if _same(token, secret.get_secret_value()):  # every token compared: no early exit
+            found = group
+    return found
+
+
+def worklist_router(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["worklist"])
+
+    @router.get("/worklist")
+    async def worklist(request: Request, format: str = "html", group: str | None = None,
+                       at: str | None = None, authorization: Authorization = None) -> Response:
+        limits = settings.worklist
+        if not limits.fhir_server or not (settings.admin_token or limits.clinic_tokens):
+            return outcome_response(404, None)
+        scope = _scope(settings, authorization)
+        if scope is None:
+            return outcome_response(401, None, headers={"WWW-Authenticate": "Bearer"})
+        if group is not None and not _FHIR_ID.match(group):
+            return outcome_response(400, "group: not a FHIR id")
+        if scope != ANY_PANEL:
+            if group is not None and group != scope:
+                return outcome_response(403, "a clinic token reads its own panel only")
+            group = scope
+        # Imported here: a worker that never serves the worklist need not load it (start-up).
+        from cds_service.worklist.formats import MEDIA_TYPES, Format, render
+        from cds_service.worklist.run import Worklist, WorklistError
+
+        if format not in set(Format):
+            return outcome_response(400, "format: json, csv, ics or html")
+        runtime: Runtime = request.app.state.runtime
+        try:
+            now = _instant(at) if at else runtime.engine.clock()
+        except ValueError:
+            return outcome_response(400, "at: not an ISO date or date-time")
+        token = limits.fhir_token.get_secret_value() if limits.fhir_token else None
+        try:
+            panel = await Worklist(runtime.engine, settings).run(limits.fhir_server, token,
+                                                                 group, now)
+        except WorklistError as exc:
+            return outcome_response(502, str(exc))
+        fmt = Format(format)
+        headers = {"Content-Security-Policy": PAGE_CSP} if fmt is Format.HTML else {
+            "Content-Disposition":
+                f'attachment; filename="itb-worklist-{now.date().isoformat()}.{fmt.value}"'}
+        return Response(render(panel, fmt, runtime.engine.catalogue, settings),
+                        media_type=MEDIA_TYPES[fmt], headers=headers)
+
+    return router
+
+
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
