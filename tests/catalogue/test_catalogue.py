@@ -48,7 +48,7 @@ VALUE_KEYS = ("failedAgents", "trialDoseMcg", "nextDoseMcg", "startingDoseMcgPer
               "maxDailyDoseMg", "otherActiveDailyDoseMg", "startingDoseTwiceMcgPerDay",
               "startingDoseOnceMcgPerDay", "concentrationMcgPerMl", "dailyDoseMcgPerDay",
               "alarmAfterDays", "emptyAfterDays", "stabilityDays", "totalDailyDoseMg",
-              "eriToEosDays", "daysUntilEndOfService")
+              "eriToEosDays", "daysUntilEndOfService", "replacementMarginDays")
 
 
 @pytest.fixture(scope="module")
