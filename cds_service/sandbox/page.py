@@ -130,20 +130,20 @@ def sandbox_router(library: FixtureLibrary, settings: Settings) -> APIRouter:
     async def audit(hook_instance: str, request: Request) -> Response:
         store = _runtime(request).store
         calls = await run_in_threadpool(store.calls_for, hook_instance[:64])
-        # Only calls the sandbox itself could have made: about a fixture's synthetic patient
-        # and with no FHIR server but this service's own /fhir. This page is not an audit
-        # viewer and must not show who looked at a chart, or from where: the signed client
-        # (a token pasted in JWT mode, or a real CDS client) and the user are left out.
+        # Only calls the sandbox itself could have made: about a fixture's synthetic patient,
+        # without a client token (the page sends none; a JWT-authenticated call came from a
+        # real CDS client) and with no FHIR server but this service's own /fhir. This page is
+        # not an audit viewer and must not show who looked at a chart, or from where.
         own_fhir = settings.public_base_url + "/fhir"
         visible = [c for c in calls if library.is_fixture_patient(c.patient_id)
+                   and c.client.iss is None
                    and c.fhir_server in (None, own_fhir, own_fhir + "/")]
         if not visible:
             raise ApiError(404, "no recorded call about a fixture patient has that hookInstance")
         feedback = await run_in_threadpool(store.stored_feedback, hook_instance=hook_instance)
         return JsonResponse(
             {
-                "calls": [c.model_dump(mode="json", exclude_none=True,
-                                       exclude={"client", "user_id"}) for c in visible],
+                "calls": [c.model_dump(mode="json", exclude_none=True) for c in visible],
                 "feedback": [
                     f.record.model_dump(mode="json", exclude_none=True) | {"seq": f.seq}
                     for f in feedback

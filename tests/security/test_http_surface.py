@@ -116,11 +116,10 @@ def test_options_advertises_only_the_methods_a_path_has(
     assert httpx.options(server.url + "/no/such/path").status_code == 404
 
 
-def test_the_sandbox_shows_no_call_made_outside_it_nor_who_called(
+def test_the_sandbox_shows_no_call_made_outside_it(
         tmp_path: Path, live_app_factory: Callable[..., LiveServer]) -> None:
-    """A call with another fhirServer is not the sandbox's: its audit record stays hidden.
-    A JWT-authenticated call about a fixture patient (a token pasted into the page, or a real
-    CDS client) is shown without who made it: no client identity, no user."""
+    """A JWT-authenticated call (a real CDS client) about a fixture patient, or one with
+    another fhirServer, is not the sandbox's: its audit record stays hidden."""
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "k1", "alg": "ES384"}
     trust = tmp_path / "trust.json"
@@ -138,11 +137,8 @@ def test_the_sandbox_shows_no_call_made_outside_it_nor_who_called(
                           headers={"Authorization": f"Bearer {token}"})
     assert answered.status_code == 200
     assert runtime_of(secured).store.calls_for(request["hookInstance"])  # it is recorded
-    shown = httpx.get(secured.url + f"/sandbox/api/audit/{request['hookInstance']}")
-    assert shown.status_code == 200
-    [call] = shown.json()["calls"]
-    assert "client" not in call and "user_id" not in call
-    assert ISSUER not in shown.text and request["context"]["userId"] not in shown.text
+    assert httpx.get(
+        secured.url + f"/sandbox/api/audit/{request['hookInstance']}").status_code == 404
 
     open_server = live_app_factory()
     elsewhere = {**shifted_request(scenario, FIXED_NOW), "hookInstance": str(uuid.uuid4()),
