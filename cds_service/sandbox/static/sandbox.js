@@ -300,7 +300,8 @@
     }
     $("raw-response").textContent =
       `HTTP ${response.status} in ${elapsed} ms\n\n${body ? pretty(body) : text}`;
-    lastCall = { seq, service, hookInstance: request.hookInstance, status: response.status };
+    lastCall = { seq, service, hookInstance: request.hookInstance, status: response.status,
+                 signed: Boolean(token) };
     const elsewhere = fixture && fixture.service !== service ? fixture : null;
     const headline = `HTTP ${response.status} in ${elapsed} ms`;
 
@@ -560,6 +561,13 @@
   async function refreshAudit(seq) {
     if (!lastCall || lastCall.seq !== seq) return;
     const call = lastCall;
+    if (call.signed) {
+      // The service shows no signed call's record to this page: it cannot tell a pasted token
+      // from a real client's, and must not show a real client's calls to anyone.
+      $("audit").replaceChildren(muted("Not shown for a call sent with a token: this page " +
+        "cannot tell it from a real client's call. An administrator reads it with itb-cds audit export."));
+      return;
+    }
     const response = await fetch(`/sandbox/api/audit/${encodeURIComponent(call.hookInstance)}`);
     if (callSeq !== seq) return; // a newer call owns the panel now
     const audit = $("audit");
