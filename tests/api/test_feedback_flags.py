@@ -57,8 +57,11 @@ def accepted(card: dict[str, Any], *suggestions: str, at: str = WHEN) -> dict[st
 
 
 def overridden(card: dict[str, Any], code: str, at: str = WHEN) -> dict[str, Any]:
+    # The system the card gives that code (HL7's or the local one); the local one otherwise.
+    system = next((r["system"] for r in card.get("overrideReasons", []) if r["code"] == code),
+                  "urn:itb-cds:codes")
     return {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": at,
-            "overrideReason": {"reason": {"system": "urn:itb-cds:codes", "code": code,
+            "overrideReason": {"reason": {"system": system, "code": code,
                                           "display": code}, "userComment": "n/a"}}
 
 
