@@ -20,6 +20,13 @@ REF = "#/components/schemas/{model}"
 ERROR_STATUSES = ("400", "401", "403", "404", "405", "412", "413", "415", "500", "503")
 ADMIN_STATUSES = ("400", "401", "404", "409", "429", "500", "503")
 FHIR_STATUSES = ("400", "404", "500", "503")
+WORKLIST_STATUSES = ("400", "401", "403", "404", "500", "502", "503")
+# The media types of the operations that answer something other than JSON on success.
+SUCCESS_MEDIA: dict[str, tuple[str, ...]] = {
+    "/admin/governance": ("text/html",),
+    "/admin/governance.csv": ("text/csv",),
+    "/worklist": ("text/html", "application/json", "text/csv", "text/calendar"),
+}
 
 OPERATION_OUTCOME: dict[str, Any] = {
     "type": "object",
@@ -140,9 +147,16 @@ def documented_openapi(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
         }
     for path in ("/cds-services/{service_id}", "/cds-services/{service_id}/feedback"):
         paths[path]["post"]["responses"].pop("422", None)  # schema violations answer 400
+    for path, media in SUCCESS_MEDIA.items():
+        if path in paths:
+            paths[path]["get"]["responses"]["200"] = {
+                "description": "OK", "content": _content({"type": "string"}, *media)}
     for path, operations in paths.items():
         if path.startswith("/admin/"):  # present only when admin is on (api/admin.py)
             operations["get"]["responses"].update(_errors(ADMIN_STATUSES))
+        elif path == "/worklist":  # present only when configured (api/worklist.py)
+            operations["get"]["responses"].pop("422", None)
+            operations["get"]["responses"].update(_errors(WORKLIST_STATUSES))
         elif path.startswith("/fhir"):  # present only when the sandbox is on
             ok = {"description": "FHIR resource or Bundle",
                   "content": _content({"type": "object"}, "application/fhir+json")}

@@ -48,7 +48,10 @@ def _scope(settings: Settings, authorization: str | None) -> str | None:
 
 
 def worklist_router(settings: Settings) -> APIRouter:
-    router = APIRouter(tags=["worklist"])
+    configured = bool(settings.worklist.fhir_server
+                      and (settings.admin_token or settings.worklist.clinic_tokens))
+    # Out of the OpenAPI document until configured, as the admin paths are.
+    router = APIRouter(tags=["worklist"], include_in_schema=configured)
 
     @router.get("/worklist")
     async def worklist(request: Request, format: str = "html", group: str | None = None,

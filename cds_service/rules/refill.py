@@ -73,9 +73,8 @@ class _Inputs:
 
 @dataclass(frozen=True, slots=True)
 class PumpRefill:
-    """What the refill rule makes of one pump: the card's finding (None: nothing due), and the
-    dates it rests on with every number and source behind them (``basis``; both None when an
-    input is missing: the finding then names it)."""
+    """One pump as the refill rule sees it: the card's finding (None: nothing due), the dates
+    and, in ``basis``, every number and source behind them (None: an input is missing)."""
 
     pump: Pump
     finding: Finding | None

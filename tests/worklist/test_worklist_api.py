@@ -16,7 +16,7 @@ from cds_service.worklist import Panel
 from tests.conftest import make_settings
 from tests.worklist.conftest import TOKEN
 
-ADMIN = "admin-token-worklist-31c9"
+ADMIN = "admin-token-worklist-31c9-" + "a" * 24  # at least 32 characters
 CLINIC = "clinic-token-panel-84d2"
 OTHER_CLINIC = "clinic-token-other-1b77"
 SECRETS = (ADMIN, CLINIC, OTHER_CLINIC, TOKEN)

@@ -18,7 +18,7 @@ from tests.conftest import LiveServer, free_port, make_settings
 from tests.worklist.conftest import TOKEN
 
 pytestmark = pytest.mark.browser
-ADMIN = "admin-token-page-55e1"
+ADMIN = "admin-token-page-55e1-" + "p" * 24  # at least 32 characters
 
 
 @pytest.fixture(scope="module")
