@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cds_service.catalogue import Catalogue
+from cds_service.catalogue.text import moment_text
 from cds_service.config import Settings
 from cds_service.worklist.rows import WorklistRow
 
@@ -93,11 +94,27 @@ def timeline(rows: list[WorklistRow], today: date, horizon_days: int) -> Timelin
     return Timeline(bars, ticks)
 
 
+# What a data-quality gap names first (the rule it blocks), as clinic staff say it.
+_GAP_HEADS = {"itb-refill": "Refill", "itb-battery": "Battery"}
+
+
+def _gap(text: str) -> str:
+    """ "itb-refill: programmed daily dose" → "Refill: programmed daily dose"."""
+    head, sep, rest = text.partition(": ")
+    return f"{_GAP_HEADS[head]}: {rest}" if sep and head in _GAP_HEADS else text
+
+
 @cache
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("cds_service.worklist", "templates"),
-                       autoescape=select_autoescape(default=True), trim_blocks=True,
-                       lstrip_blocks=True)
+    env = Environment(loader=PackageLoader("cds_service.worklist", "templates"),
+                      autoescape=select_autoescape(default=True), trim_blocks=True,
+                      lstrip_blocks=True)
+    # The page reads as the cards do: "13 Mar 2026", "due soon", "Refill: …".
+    env.filters["day"] = lambda value: moment_text(value) if value else ""
+    env.filters["words"] = lambda value: str(value or "").replace("-", " ")
+    env.filters["gap"] = _gap
+    env.filters["short_day"] = lambda value: " ".join(moment_text(value).split("\u00a0")[:2])
+    return env
 
 
 def html_page(panel: Panel, catalogue: Catalogue, settings: Settings) -> str:
