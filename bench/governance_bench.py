@@ -35,7 +35,7 @@ from tests.audit.governance_oracle import brute_force
 from tests.conftest import LiveServer
 from tests.pg import postgres_server
 
-TOKEN = "governance-bench-admin-token"
+TOKEN = "governance-bench-admin-token-0123456789"  # 32+ characters, as the profile asks
 SLICES: list[dict[str, str]] = [
     {},  # what the page shows first: every week, everything
     {"period": "day"},
