@@ -114,10 +114,13 @@ class Sources:
             if rule not in _rule_ids(entry.rule.__module__):
                 continue
             given = entry.section(defaults)
-            # A section, or a dataclass of sections (the booking checks read three).
+            # A section, or a dataclass of sections (the booking checks read three, and say
+            # which belong to which rule).
+            by_rule = getattr(sys.modules[entry.rule.__module__], "SECTIONS_BY_RULE", {})
             parts = [given, *(getattr(given, f.name) for f in dataclasses.fields(given))] \
                 if dataclasses.is_dataclass(given) else [given]
             sections += [name for name in RULE_SECTIONS if name not in sections
+                         and name in by_rule.get(rule, RULE_SECTIONS)
                          and any(getattr(defaults, name) is part for part in parts)]
         return sections
 
