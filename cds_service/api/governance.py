@@ -8,6 +8,7 @@ rather than drawn: the caller narrows it or picks a coarser period.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated
 
@@ -86,45 +87,48 @@ def governance_router(store: AuditStore, settings: Settings, gate: AdminGate) ->
     router = APIRouter(prefix="/admin", tags=["admin"],
                        include_in_schema=bool(settings.admin_token))
 
-    def measured(params: dict[str, str | None]) -> Governance | Response:
+    def measured(params: dict[str, str | None], render: Callable[[Governance], Response]
+                 ) -> Response:
         try:
             query = parse_query(settings, params)
             check_span(store, settings, query)
         except GovernanceRefused as exc:
             return outcome_response(400, str(exc))
-        return store.governance(query)
+        return render(store.governance(query))
 
     async def answer(request: Request, authorization: str | None,
-                     params: dict[str, str | None]) -> Governance | Response:
+                     params: dict[str, str | None], render: Callable[[Governance], Response]
+                     ) -> Response:
+        """The slice measured and rendered, or why not; the store and the charts are
+        synchronous, so both run in the threadpool."""
         if (denied := await gate.denied(request, authorization)) is not None:
             return denied
-        return await run_in_threadpool(measured, params)  # the store is synchronous
+        return await run_in_threadpool(measured, params, render)
+
+    def as_json(result: Governance) -> Response:
+        return JsonResponse(result.model_dump(mode="json"))
+
+    def as_csv(result: Governance) -> Response:
+        return Response(render_csv(result), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": 'attachment; filename="itb-cds-governance.csv"'})
+
+    def as_page(result: Governance) -> Response:
+        page = render_page(result, top_rules=settings.governance.chart_rules)
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})
 
     @router.get("/governance.json")
     async def governance_json(request: Request, params: Slice,
                               authorization: Authorization = None) -> Response:
-        result = await answer(request, authorization, params)
-        if isinstance(result, Response):
-            return result
-        return JsonResponse(result.model_dump(mode="json"))
+        return await answer(request, authorization, params, as_json)
 
     @router.get("/governance.csv")
     async def governance_csv(request: Request, params: Slice,
                              authorization: Authorization = None) -> Response:
-        result = await answer(request, authorization, params)
-        if isinstance(result, Response):
-            return result
-        return Response(render_csv(result), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": 'attachment; filename="itb-cds-governance.csv"'})
+        return await answer(request, authorization, params, as_csv)
 
     @router.get("/governance")
     async def governance_page(request: Request, params: Slice,
                               authorization: Authorization = None) -> Response:
-        result = await answer(request, authorization, params)
-        if isinstance(result, Response):
-            return result
-        page = await run_in_threadpool(render_page, result,
-                                       top_rules=settings.governance.chart_rules)
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})
+        return await answer(request, authorization, params, as_page)
 
     return router
