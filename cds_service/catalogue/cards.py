@@ -298,7 +298,8 @@ class Catalogue:
         suggestions: list[Suggestion] = []
         if finding.suggest:
             for s in spec.suggestions:
-                made = (self._move(s, finding, proposals) if s.moves_to is not None
+                made = (self._move(s, finding, proposals, context, where)
+                        if s.moves_to is not None
                         else self._suggestion(s, finding, context, patient_id, now, where))
                 if made is not None:
                     suggestions.append(made)
@@ -342,9 +343,9 @@ class Catalogue:
             body["device"] = finding.device_ref
         return body
 
-    @staticmethod
-    def _move(spec: SuggestionSpec, finding: Finding,
-              proposals: Mapping[str, Mapping[str, Any]]) -> Suggestion | None:
+    def _move(self, spec: SuggestionSpec, finding: Finding,
+              proposals: Mapping[str, Mapping[str, Any]], context: dict[str, Any],
+              where: str) -> Suggestion | None:
         """Update the proposed resource the finding is about, moved to the day of a number."""
         target = proposals.get(finding.target_ref or "")
         day = finding.number(spec.moves_to or "")
@@ -353,8 +354,9 @@ class Catalogue:
         resource = moved_to(target, date.fromisoformat(day.value))
         if resource is None:
             return None
-        return Suggestion(label=spec.label, uuid=str(uuid.uuid4()), actions=[
-            Action(type="update", description=spec.label, resource=resource)])
+        label = self._templates.render(spec.label, context, f"{where} suggestion label")
+        return Suggestion(label=label, uuid=str(uuid.uuid4()), actions=[
+            Action(type="update", description=label, resource=resource)])
 
     def _suggestion(self, spec: SuggestionSpec, finding: Finding, context: dict[str, Any],
                     patient_id: str, now: datetime, where: str) -> Suggestion:
