@@ -136,7 +136,8 @@ def _replacements(pb: _battery.PumpBattery, proposals: Sequence[AppointmentFact]
         # No battery (constant flow): nothing to be late for; no implant date: say so.
         return [pb.finding] if pb.finding is not None else []
     eos = _day(pb.end_of_service)
-    latest = max(eos - timedelta(days=settings.replacement_margin_days), _day(now))
+    nominal = eos - timedelta(days=settings.replacement_margin_days)
+    latest = max(nominal, _day(now))
     out = []
     for a in proposals:
         start = _day(_start(a))
@@ -146,7 +147,7 @@ def _replacements(pb: _battery.PumpBattery, proposals: Sequence[AppointmentFact]
             outcome, tier = "booked-late", Tier.WARNING
         else:
             continue
-        notes = pump_notes if latest < eos else (*pump_notes, "end-of-service-near")
+        notes = pump_notes if latest == nominal else (*pump_notes, "end-of-service-near")
         out.append(_finding(pb.basis, a, chart, latest, outcome, tier, pb.pump.ref, notes,
                             margin_days=settings.replacement_margin_days))
     return out

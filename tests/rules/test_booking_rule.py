@@ -70,6 +70,7 @@ def test_the_due_date_itself_is_in_time_the_day_after_is_late(terms: Terminology
     assert (late.rule, late.outcome, late.tier) == ("itb-refill", "booked-late", "warning")
     assert number(late, "latestSafeDate") == number(late, "dueDate") == "2026-06-18"
     assert late.target_ref == "Appointment/new" and late.suggest
+    assert "already-due" not in late.notes
 
 
 def test_the_empty_date_itself_is_critical(terms: Terminology) -> None:
@@ -84,6 +85,7 @@ def test_when_the_pump_is_overdue_today_is_the_latest_safe_day(terms: Terminolog
     assert booking(chart(proposal("2026-06-22T15:00")), terms, now) == []
     [late] = booking(chart(proposal("2026-06-24T15:00")), terms, now)
     assert number(late, "latestSafeDate") == "2026-06-22"
+    assert "already-due" in late.notes
 
 
 def test_a_proposal_on_an_empty_pump_gets_no_move_when_no_earlier_day_exists(
@@ -121,7 +123,15 @@ def test_replacement_margin_is_a_setting(terms: Terminology) -> None:
     book = chart(proposal("2026-06-25T10:00", code=REPLACEMENT), implanted="2019-07-10")
     [late] = booking(book, terms)
     assert (late.rule, late.outcome) == ("itb-battery", "booked-late")
-    assert number(late, "latestSafeDate") == "2026-06-10"  # today: EOS - 30 d has passed
+    assert number(late, "latestSafeDate") == "2026-06-10"  # EOS - 30 d, which is today
+    assert "end-of-service-near" not in late.notes
+    [inside] = booking(book, terms, "2026-06-15T09:00")  # inside the margin: today
+    assert number(inside, "latestSafeDate") == "2026-06-15"
+    assert "end-of-service-near" in inside.notes
+    early = chart(proposal("2026-07-20T10:00", code=REPLACEMENT), implanted="2019-08-10")
+    [cut_close] = booking(early, terms, "2026-06-01T09:00")  # EOS 2026-08-10, margin ahead
+    assert number(cut_close, "latestSafeDate") == "2026-07-11"
+    assert "end-of-service-near" not in cut_close.notes
     narrow = Settings(booking={"replacement_margin_days": 10})
     assert evaluate(("booking",), book, at("2026-06-10T09:00"), narrow, terms) == []
     [after] = booking(chart(proposal("2026-07-11T10:00", code=REPLACEMENT),
