@@ -1,4 +1,4 @@
-"""The governance facts of entries written before there were any (migration 0002).
+"""The governance facts of entries written before there were any (migration 0003).
 
 Read from the hashed bodies in seq order, a page at a time, and checked as the batch writer
 checks new feedback: against the card as its call recorded it. Cards recorded before they kept
@@ -79,8 +79,9 @@ def backfill(conn: Connection) -> int:
                 facts = call_facts(CallRecord.model_validate(payload))
                 calls.append((seq, *facts.call))
                 cards.extend((*row[:2], seq, *row[2:]) for row in facts.cards)
-            else:
+            elif kind == "feedback":
                 pending.append((int(seq), payload))
+            # Any other kind ("key": the chain's record of an audit key) has no facts.
         if calls:
             conn.execute(gov_call.insert(), _rows(gov_call, calls))
         if cards:

@@ -66,7 +66,7 @@ jwt_replay = Table(
     Column("expires_at", BigInteger, nullable=False, index=True),  # epoch seconds, UTC
 )
 
-# The governance facts (migration 0002): one row per call, per card and per feedback item,
+# The governance facts (migration 0003): one row per call, per card and per feedback item,
 # derived from the chain when the entry is written (and backfilled from it on upgrade), so the
 # committee's measures are SQL aggregates over narrow rows instead of a pass over every JSON
 # body. Not hashed: the chain is the record, these are its index. ``*_key`` columns hold a

@@ -218,4 +218,4 @@ def load(store: AuditStore, log: SyntheticLog, *, batch: int = 5000) -> None:
     store.database.ensure_schema()
     for start in range(0, len(items), batch):
         with store.database.writing() as conn:
-            write_batch(conn, sql, items[start:start + batch])
+            write_batch(conn, sql, items[start:start + batch], store.keyring.current)

@@ -129,6 +129,39 @@ def test_an_old_database_upgrades_and_its_chain_is_counted(
         store.close()
 
 
+def test_the_backfill_reads_a_keyed_chain_with_its_key_entries(
+        database_url: str, tmp_path: Path, log: SyntheticLog) -> None:
+    """A chain written under an audit key holds "key" entries (neither call nor feedback): the
+    backfill of a database upgraded with one must skip them and rebuild the same facts."""
+    import secrets
+
+    from pydantic import SecretStr
+
+    from cds_service.audit.backfill import backfill
+    from cds_service.config import Settings
+
+    small = SyntheticLog(calls=log.calls[:600], posts=log.posts[:120])
+    store = AuditStore(Settings(database_url=database_url, spool_path=tmp_path / "spool",
+                                audit_hmac_key=SecretStr(secrets.token_hex(32))))
+    try:
+        store.migrate()
+        load(store, small)
+        with store.engine.connect() as conn:
+            kinds = set(conn.execute(text("SELECT DISTINCT kind FROM audit_entry")).scalars())
+            entries = conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one()
+        assert kinds == {"call", "feedback", "key"}
+        written = [store.governance(q) for q in SLICES[:3]]
+        with store.engine.begin() as conn:
+            for table in ("gov_feedback", "gov_card", "gov_call"):
+                conn.execute(text(f"DELETE FROM {table}"))
+            assert backfill(conn) == entries
+        for query, before in zip(SLICES[:3], written, strict=True):
+            _same(store.governance(query), before)
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
 def test_the_migrations_build_the_schema_the_code_declares(store: AuditStore) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
