@@ -73,7 +73,7 @@ def create_app(
     app.include_router(governance_router(runtime.store, settings, gate))
     app.include_router(services.router)
     app.include_router(health.router)
-    app.include_router(worklist_router(settings))  # off (404) until configured
+    app.include_router(worklist_router(settings, gate))  # off (404) until configured
     if settings.sandbox_enabled:
         from cds_service.sandbox import sandbox_routes  # imported only when mounted
 

@@ -49,6 +49,11 @@ class AdminGate:
         if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode("utf-8"),
                                                               self._token):
             return None
+        return await self.refused(request)
+
+    async def refused(self, request: Request) -> Response:
+        """A failed attempt at a token-guarded path (admin, or the worklist's clinic tokens):
+        logged, slowed, and past the budget refused at once; one budget for every path."""
         now = time.monotonic()
         while self._failures and now - self._failures[0] > FAILURE_WINDOW_S:
             self._failures.popleft()

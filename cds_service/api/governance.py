@@ -19,8 +19,8 @@ from starlette.responses import HTMLResponse, Response
 
 from cds_service.api.admin import AdminGate, Authorization
 from cds_service.api.errors import outcome_response
-from cds_service.api.responses import JsonResponse
-from cds_service.audit.dashboard import PAGE_CSP, render_csv, render_page
+from cds_service.api.responses import STATIC_PAGE_CSP, JsonResponse
+from cds_service.audit.dashboard import render_csv, render_page
 from cds_service.audit.measures import Governance, GovernanceQuery
 from cds_service.audit.store import AuditStore
 from cds_service.config import Settings
@@ -114,7 +114,7 @@ def governance_router(store: AuditStore, settings: Settings, gate: AdminGate) ->
 
     def as_page(result: Governance) -> Response:
         page = render_page(result, top_rules=settings.governance.chart_rules)
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})
+        return HTMLResponse(page, headers={"Content-Security-Policy": STATIC_PAGE_CSP})
 
     @router.get("/governance.json")
     async def governance_json(request: Request, params: Slice,

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import datetime
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from cds_service.api.admin import AdminGate, Authorization
 from cds_service.api.errors import outcome_response
+from cds_service.api.responses import STATIC_PAGE_CSP
 from cds_service.config import Settings
+from cds_service.rules.dates import aware
 from cds_service.runtime import Runtime
 
-# Module level: FastAPI resolves these (postponed) annotations against module globals.
-Authorization = Annotated[str | None, Header()]
 ANY_PANEL = "*"
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-# The page loads nothing from anywhere: its styles and its SVG chart are inline.
-PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
 def _same(given: str, expected: str) -> bool:
@@ -47,7 +46,9 @@ def _scope(settings: Settings, authorization: str | None) -> str | None:
     return found
 
 
-def worklist_router(settings: Settings) -> APIRouter:
+def worklist_router(settings: Settings, gate: AdminGate) -> APIRouter:
+    """``gate``: the admin routes' own, so a wrong token here is logged, slowed and counted
+    against the same budget as one at /admin."""
     configured = bool(settings.worklist.fhir_server
                       and (settings.admin_token or settings.worklist.clinic_tokens))
     # Out of the OpenAPI document until configured, as the admin paths are.
@@ -57,11 +58,11 @@ def worklist_router(settings: Settings) -> APIRouter:
     async def worklist(request: Request, format: str = "html", group: str | None = None,
                        at: str | None = None, authorization: Authorization = None) -> Response:
         limits = settings.worklist
-        if not limits.fhir_server or not (settings.admin_token or limits.clinic_tokens):
+        if not configured or limits.fhir_server is None:
             return outcome_response(404, None)
         scope = _scope(settings, authorization)
         if scope is None:
-            return outcome_response(401, None, headers={"WWW-Authenticate": "Bearer"})
+            return await gate.refused(request)
         if group is not None and not _FHIR_ID.match(group):
             return outcome_response(400, "group: not a FHIR id")
         if scope != ANY_PANEL:
@@ -76,7 +77,7 @@ def worklist_router(settings: Settings) -> APIRouter:
             return outcome_response(400, "format: json, csv, ics or html")
         runtime: Runtime = request.app.state.runtime
         try:
-            now = _instant(at) if at else runtime.engine.clock()
+            now = aware(datetime.fromisoformat(at)) if at else runtime.engine.clock()
         except ValueError:
             return outcome_response(400, "at: not an ISO date or date-time")
         token = limits.fhir_token.get_secret_value() if limits.fhir_token else None
@@ -86,15 +87,11 @@ def worklist_router(settings: Settings) -> APIRouter:
         except WorklistError as exc:
             return outcome_response(502, str(exc))
         fmt = Format(format)
-        headers = {"Content-Security-Policy": PAGE_CSP} if fmt is Format.HTML else {
+        headers = {"Content-Security-Policy": STATIC_PAGE_CSP} if fmt is Format.HTML else {
             "Content-Disposition":
                 f'attachment; filename="itb-worklist-{now.date().isoformat()}.{fmt.value}"'}
-        return Response(render(panel, fmt, runtime.engine.catalogue, settings),
-                        media_type=MEDIA_TYPES[fmt], headers=headers)
+        # The page and its chart for up to max_patients rows: off the event loop.
+        body = await run_in_threadpool(render, panel, fmt, runtime.engine.catalogue, settings)
+        return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
     return router
-
-
-def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -30,6 +30,7 @@ def bearer(token: str) -> dict[str, str]:
 def api(panel_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = make_settings(
         tmp_path_factory.mktemp("worklist-api"), admin_token=ADMIN,
+        admin_failure_delay_seconds=0,
         worklist={"fhir_server": panel_url, "fhir_token": TOKEN,
                   "clinic_tokens": {GROUP_ID: CLINIC, "other": OTHER_CLINIC}})
     with TestClient(create_app(settings, clock=lambda: ANCHOR)) as client:
@@ -48,6 +49,20 @@ def test_no_valid_token_is_401(api: TestClient, headers: dict[str, str]) -> None
     response = api.get("/worklist", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_wrong_tokens_here_count_against_the_admin_budget(
+        panel_url: str, tmp_path: Path) -> None:
+    """The worklist takes the admin token too: guessing it here is throttled as at /admin."""
+    settings = make_settings(
+        tmp_path, admin_token=ADMIN, admin_failure_delay_seconds=0,
+        admin_failures_per_minute=2, worklist={"fhir_server": panel_url, "fhir_token": TOKEN})
+    with TestClient(create_app(settings, clock=lambda: ANCHOR)) as client:
+        guesses = [client.get("/worklist", headers=bearer(f"guess-{i}")).status_code
+                   for i in range(3)]
+        admin = client.get("/admin/audit/verify", headers=bearer("guess-admin"))
+    assert guesses == [401, 401, 429]
+    assert admin.status_code == 429
 
 
 def test_a_clinic_token_reads_its_own_panel_as_a_self_contained_page(
