@@ -198,6 +198,11 @@ class Catalogue:
         family = self._by_rule.get(finding.rule)
         return finding.device_ref is not None or (family is not None and family.spec.pump_card)
 
+    def missing_labels(self, finding: Finding) -> list[str]:
+        """A data-quality finding's missing inputs in the catalogue's words, as its card
+        lists them (the worklist's gaps), without rendering the card."""
+        return self._labels.missing(finding, self._labels.rows(finding))
+
     def topic(self, rule: str) -> str:
         """A rule's topic as its cards name it (``source.topic.display``)."""
         family = self._by_rule.get(rule)

@@ -128,6 +128,9 @@ class CommonSpec(_Spec):
     # ``unavailable``: the labels below of the keys that are missing).
     data_gap_note: str = Field(min_length=1)
     prefetch_labels: dict[str, str] = Field(default_factory=dict)
+    # The clinic worklist's words (page and calendar feed): a rule id -> the heading of what
+    # it lacks, a date key -> the line that says it.
+    worklist_words: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("sources")
     @classmethod

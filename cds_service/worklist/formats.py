@@ -12,6 +12,7 @@ import orjson
 from icalendar import Alarm, Calendar, Event
 
 from cds_service.catalogue import Catalogue
+from cds_service.catalogue.text import moment_text
 from cds_service.config import Settings
 from cds_service.worklist.page import html_page
 from cds_service.worklist.rows import WorklistRow
@@ -54,11 +55,12 @@ def to_csv(rows: list[WorklistRow]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         flat = row.model_dump(mode="json")
+        flat["gaps"] = "; ".join(g.flat() for g in row.gaps)
         cells = []
         for column in CSV_COLUMNS:
             group, _, field = column.partition(".")
             value = (flat.get(group) or {}).get(field) if field else flat.get(group)
-            cells.append("; ".join(value) if isinstance(value, list) else value or "")
+            cells.append(value or "")
         writer.writerow(cells)
     return out.getvalue()
 
@@ -92,7 +94,7 @@ def to_ics(panel: Panel, catalogue: Catalogue, settings: Settings) -> bytes:
     """One all-day event per pump's refill due date (an alarm on the low-reservoir alarm
     date) and per battery's end of service (an alarm on the latest safe replacement day).
     UIDs name the pump, not the date, so a calendar that re-reads the feed moves the event."""
-    labels = catalogue.common.number_labels
+    words = catalogue.common.worklist_words
     calendar = Calendar()
     calendar.add("prodid", "-//ITB CDS//clinic worklist//EN")
     calendar.add("version", "2.0")
@@ -100,26 +102,26 @@ def to_ics(panel: Panel, catalogue: Catalogue, settings: Settings) -> bytes:
                                  f"{catalogue.topic('itb-battery')}")
     margin = timedelta(days=settings.booking.replacement_margin_days)
     for row in panel.rows:
-        who = f"Patient/{row.patient} {row.model or row.device or ''}".strip()
+        who = f"{row.patient} ({row.model})" if row.model else row.patient
         pump = (row.device or "").replace("/", "-")
         r, b = row.refill, row.battery
         if r is not None and r.dueDate:
-            lines = [f"{labels.get(k, k)}: {v}" for k, v in (
+            lines = [f"{words.get(k, k)}: {moment_text(v)}" for k, v in (
                 ("dueDate", r.dueDate), ("alarmDate", r.alarmDate),
                 ("emptyDate", r.emptyDate), ("bookedDate", r.booked)) if v]
             event = _event(f"refill-{row.patient}-{pump}@itb-cds", _day(r.dueDate),
                            f"{catalogue.topic('itb-refill')}: {who}",
-                           [*lines, *row.gaps], panel.at)
+                           [*lines, *(g.said(words) for g in row.gaps)], panel.at)
             if r.alarmDate:
-                event.add_component(_alarm(_day(r.alarmDate), labels.get("alarmDate", "")))
+                event.add_component(_alarm(_day(r.alarmDate), f"{words.get('alarmDate')}: {who}"))
             calendar.add_component(event)
         if b is not None and b.eosDate:
             safe = _day(b.eosDate) - margin
             event = _event(f"replacement-{row.patient}-{pump}@itb-cds", _day(b.eosDate),
                            f"{catalogue.topic('itb-battery')}: {who}",
-                           [f"{labels.get('endOfServiceDate', '')}: {b.eosDate}",
-                            f"{labels.get('latestSafeDate', '')}: {safe.isoformat()}"],
+                           [f"{words.get('endOfServiceDate')}: {moment_text(b.eosDate)}",
+                            f"{words.get('latestSafeDate')}: {moment_text(safe.isoformat())}"],
                            panel.at)
-            event.add_component(_alarm(safe, labels.get("latestSafeDate", "")))
+            event.add_component(_alarm(safe, f"{words.get('latestSafeDate')}: {who}"))
             calendar.add_component(event)
     return bytes(calendar.to_ical())

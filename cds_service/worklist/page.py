@@ -94,25 +94,14 @@ def timeline(rows: list[WorklistRow], today: date, horizon_days: int) -> Timelin
     return Timeline(bars, ticks)
 
 
-# What a data-quality gap names first (the rule it blocks), as clinic staff say it.
-_GAP_HEADS = {"itb-refill": "Refill", "itb-battery": "Battery"}
-
-
-def _gap(text: str) -> str:
-    """ "itb-refill: programmed daily dose" → "Refill: programmed daily dose"."""
-    head, sep, rest = text.partition(": ")
-    return f"{_GAP_HEADS[head]}: {rest}" if sep and head in _GAP_HEADS else text
-
-
 @cache
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("cds_service.worklist", "templates"),
                       autoescape=select_autoescape(default=True), trim_blocks=True,
                       lstrip_blocks=True)
-    # The page reads as the cards do: "13 Mar 2026", "due soon", "Refill: …".
+    # The page reads as the cards do: "13 Mar 2026", "due soon".
     env.filters["day"] = lambda value: moment_text(value) if value else ""
     env.filters["words"] = lambda value: str(value or "").replace("-", " ")
-    env.filters["gap"] = _gap
     env.filters["short_day"] = lambda value: " ".join(moment_text(value).split("\u00a0")[:2])
     return env
 
@@ -129,6 +118,7 @@ def html_page(panel: Panel, catalogue: Catalogue, settings: Settings) -> str:
         today=today.isoformat(),
         refill_topic=catalogue.topic("itb-refill"),
         battery_topic=catalogue.topic("itb-battery"),
+        words=catalogue.common.worklist_words,
         counts={t: tiers.count(t) for t in ("critical", "warning", "info")},
         pumps=sum(1 for r in panel.rows if r.device is not None),
     )

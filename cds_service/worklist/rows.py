@@ -3,7 +3,7 @@ would carry (outcome, tier, dates), the data-quality gaps, and the urgency order
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -42,13 +42,28 @@ class BatteryStatus(_Row):
     eosDate: str | None = None
 
 
+class Gap(_Row):
+    """What keeps a date from being computed, or data that could not be read."""
+
+    about: str | None = None  # the rule it blocks ("itb-refill"); None: the whole chart
+    text: str  # in the catalogue's words ("programmed daily dose (mcg/day)")
+
+    def said(self, words: Mapping[str, str]) -> str:
+        """For a reader: "Refill: programmed daily dose (mcg/day)" (words: worklist_words)."""
+        return f"{words.get(self.about, self.about)}: {self.text}" if self.about else self.text
+
+    def flat(self) -> str:
+        """For a file: "itb-refill: programmed daily dose (mcg/day)"."""
+        return f"{self.about}: {self.text}" if self.about else self.text
+
+
 class WorklistRow(_Row):
     patient: str  # the FHIR id of the Patient
     device: str | None = None  # "Device/id" (or the implant Procedure when no Device exists)
     model: str | None = None
     refill: RefillStatus | None = None
     battery: BatteryStatus | None = None  # None: a constant-flow pump has no battery
-    gaps: list[str] = []  # what to record so the dates can be computed; data not obtained
+    gaps: list[Gap] = []  # what to record so the dates can be computed; data not obtained
 
     def tiers(self) -> list[str]:
         return [t for t in (self.refill.tier if self.refill else None,
@@ -76,7 +91,7 @@ def sort_rows(rows: Sequence[WorklistRow]) -> list[WorklistRow]:
 
 def unreadable(patient_id: str, reasons: Sequence[str]) -> WorklistRow:
     """A candidate whose chart could not be read: listed, so that no pump goes missing."""
-    return WorklistRow(patient=patient_id, gaps=[f"chart could not be read: {r}"
+    return WorklistRow(patient=patient_id, gaps=[Gap(text=f"chart could not be read: {r}")
                                                  for r in reasons])
 
 
@@ -86,23 +101,22 @@ def rows_for(patient_id: str, record: PatientRecord, now: datetime, settings: Se
     not_obtained = [catalogue.common.prefetch_labels.get(k, k) for k in record.unavailable]
     out = []
     for pump in schedule(record, now, settings.refill, settings.battery, terms):
-        gaps: list[str] = []
-        refill = _refill(pump, gaps, catalogue, patient_id, now)
-        battery = _battery(pump, gaps, catalogue, patient_id, now)
+        gaps: list[Gap] = []
+        refill = _refill(pump, gaps, catalogue)
+        battery = _battery(pump, gaps, catalogue)
         if not_obtained:
-            gaps.append("not obtained: " + ", ".join(not_obtained))
+            gaps.append(Gap(text="not obtained: " + ", ".join(not_obtained)))
         model = pump.pump.model.name if pump.pump.model is not None else None
         out.append(WorklistRow(patient=patient_id, device=pump.pump.ref, model=model,
                                refill=refill, battery=battery, gaps=gaps))
     return out
 
 
-def _refill(pump: PumpSchedule, gaps: list[str], catalogue: Catalogue, patient_id: str,
-            now: datetime) -> RefillStatus:
+def _refill(pump: PumpSchedule, gaps: list[Gap], catalogue: Catalogue) -> RefillStatus:
     r = pump.refill
     finding = r.finding
     if finding is not None and finding.blocks is not None:
-        gaps += _missing(finding, catalogue, patient_id, now)
+        gaps += _missing(finding, catalogue)
     last = r.basis.numbers if r.basis is not None else (
         finding.numbers if finding is not None else [])
     return RefillStatus(
@@ -116,14 +130,14 @@ def _refill(pump: PumpSchedule, gaps: list[str], catalogue: Catalogue, patient_i
     )
 
 
-def _battery(pump: PumpSchedule, gaps: list[str], catalogue: Catalogue, patient_id: str,
-             now: datetime) -> BatteryStatus | None:
+def _battery(pump: PumpSchedule, gaps: list[Gap], catalogue: Catalogue
+             ) -> BatteryStatus | None:
     b = pump.battery
     finding = b.finding
     if finding is None and b.end_of_service is None:
         return None  # constant flow: no battery
     if finding is not None and finding.blocks is not None:
-        gaps += _missing(finding, catalogue, patient_id, now)
+        gaps += _missing(finding, catalogue)
     return BatteryStatus(
         outcome=finding.outcome if finding is not None else None,
         tier=finding.tier.value if finding is not None else None,
@@ -131,11 +145,6 @@ def _battery(pump: PumpSchedule, gaps: list[str], catalogue: Catalogue, patient_
     )
 
 
-def _missing(finding: Finding, catalogue: Catalogue, patient_id: str, now: datetime
-             ) -> list[str]:
+def _missing(finding: Finding, catalogue: Catalogue) -> list[Gap]:
     """The data-quality card's missing inputs, in the catalogue's words."""
-    [card] = catalogue.render([finding], patient_id=patient_id, now=now,
-                              terminology_versions={})
-    extension = card.extension or {}
-    labels: list[str] = extension.get("itb-cds.finding", {}).get("missing", [])
-    return [f"{finding.blocks}: {label}" for label in labels]
+    return [Gap(about=finding.blocks, text=label) for label in catalogue.missing_labels(finding)]

@@ -129,4 +129,4 @@ def test_rows_carry_the_dates_and_tiers_of_the_patient_view_cards(
                 if key in card["dates"]:
                     assert card["dates"][key] == getattr(status, field), (row.patient, key)
             if card["rule"] == "itb-data-quality":
-                assert [g for g in row.gaps if g.startswith(rule)], row.patient
+                assert [g for g in row.gaps if g.about == rule], row.patient
