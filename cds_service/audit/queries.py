@@ -55,8 +55,14 @@ def stored_feedback(database: AuditDatabase, *, hook_instance: str | None = None
                     since: datetime | None = None) -> list[StoredFeedback]:
     stored = [feedback_entry(seq, p) for seq, _, p in
               entries(database, kind="feedback", hook_instance=hook_instance, since=since)]
+    if not stored:
+        return []
     # Entries older than the checks carry no flags in their body; the backfill checked them.
-    query = select(gov_feedback.c.seq, gov_feedback.c.flags).where(gov_feedback.c.flags != "")
+    # Read only the flags of the entries found, not every flagged row of the log.
+    query = select(gov_feedback.c.seq, gov_feedback.c.flags).where(
+        gov_feedback.c.flags != "", gov_feedback.c.seq >= stored[0].seq)
+    if hook_instance is not None:
+        query = query.where(gov_feedback.c.hook_instance == hook_instance)
     if since is not None:
         query = query.where(gov_feedback.c.received_at >= utc_text(since))
     with database.reading() as conn:
