@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cds_service.api.errors import outcome_response
 
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
-ALLOW_METHODS = "GET, POST, OPTIONS"
 BASE_ALLOW_HEADERS = ("Authorization", "Content-Type", "Accept")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -33,8 +32,8 @@ SECURITY_HEADERS = {
 
 class CorsAndSecurityHeaders:
     def __init__(
-        self, app: ASGIApp, *, origins: Iterable[str], page_prefixes: tuple[str, ...] = (),
-        cors_prefixes: tuple[str, ...] = ("",), routes: Sequence[BaseRoute] = (),
+        self, app: ASGIApp, *, origins: Iterable[str], page_prefixes: tuple[str, ...],
+        cors_prefixes: tuple[str, ...], routes: Sequence[BaseRoute],
     ) -> None:
         self.app = app
         self.origins = {o.rstrip("/") for o in origins}
@@ -69,7 +68,7 @@ class CorsAndSecurityHeaders:
         allowed = self._allowed_origin(origin, path)
 
         if scope["method"] == "OPTIONS":
-            methods = self._methods(path) if self.routes else ALLOW_METHODS
+            methods = self._methods(path)
             if methods is None:
                 await outcome_response(404, "not found")(scope, receive, send)
                 return

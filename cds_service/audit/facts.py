@@ -25,7 +25,8 @@ from cds_service.audit.models import (
     FindingRecord,
 )
 
-NO_RULE = "(none)"
+NO_RULE = "(none)"  # a card without a rule, in counts and reports
+NO_REASON = "(no reason given)"  # an override without a reason
 REFILL_RULE = "itb-refill"
 BATTERY_RULE = "itb-battery"
 

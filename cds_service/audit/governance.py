@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, distinct, func, select
 from sqlalchemy.engine import Connection
 
 from cds_service.audit.database import AuditDatabase
-from cds_service.audit.facts import period_of_day
+from cds_service.audit.facts import NO_REASON, period_of_day
 from cds_service.audit.measures import (
     CardKind,
     CardMeasures,
@@ -32,7 +32,6 @@ from cds_service.audit.models import utc_now
 from cds_service.audit.outcomes import count_if, in_range, outcome_measures
 from cds_service.audit.schema import gov_call, gov_card, gov_feedback
 
-NO_REASON = "(no reason given)"
 PERCENTILES = (50, 90, 99)
 Key = tuple[str, str, str, str, str]  # service, rule, outcome, tier, rule_version
 

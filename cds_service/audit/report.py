@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from cds_service.audit.facts import NO_REASON, NO_RULE
 from cds_service.audit.models import CallRecord, Report, ReportRow, StoredFeedback, utc_now
-
-NO_RULE = "(none)"
-NO_REASON = "(no reason given)"
 
 
 def _reason(fb: StoredFeedback) -> str:

@@ -95,10 +95,6 @@ class FhirServerPolicy:
     per_tenant: Mapping[tuple[str, str], tuple[ServerBase, ...]] = field(default_factory=dict)
     allow_loopback: bool = False
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.bases or self.per_issuer or self.per_tenant)
-
     def allows(self, fhir_server: str, issuer: str | None = None,
                tenant: str | None = None) -> bool:
         try:
