@@ -158,3 +158,15 @@ def test_every_operation_is_fuzzed() -> None:
     assert {"/admin/audit/report", "/admin/audit/verify", "/cds-services",
             "/cds-services/{service_id}", "/cds-services/{service_id}/feedback", "/health",
             "/ready", "/metrics"} <= paths
+
+
+def test_jwt_mode_fuzzing_reached_past_the_token_check() -> None:
+    """Runs after the fuzzing (file order): in JWT mode most CDS Hooks answers were not 401,
+    so the signed tokens were accepted and the service itself was fuzzed."""
+    cds = {key: count for key, count in STATUSES.items()
+           if key.startswith("jwt ") and " /cds-services" in key}
+    total = sum(cds.values())
+    refused = sum(count for key, count in cds.items() if key.endswith(" 401"))
+    if not any(key.startswith("jwt ") for key in STATUSES):
+        pytest.skip("the JWT-mode fuzzing was not selected in this run")
+    assert total > 0 and refused * 2 < total, (refused, total)
