@@ -199,8 +199,7 @@ class Catalogue:
         return finding.device_ref is not None or (family is not None and family.spec.pump_card)
 
     def missing_labels(self, finding: Finding) -> list[str]:
-        """A data-quality finding's missing inputs in the catalogue's words, as its card
-        lists them (the worklist's gaps), without rendering the card."""
+        """A data-quality finding's missing inputs as its card lists them (not rendered)."""
         return self._labels.missing(finding, self._labels.rows(finding))
 
     def topic(self, rule: str) -> str:

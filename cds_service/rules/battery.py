@@ -20,7 +20,12 @@ from cds_service.rules.finding import (
     words,
 )
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.pump import Pump, programmability, pump_evidence
+from cds_service.rules.pump import (
+    Pump,
+    is_replacement_appointment,
+    programmability,
+    pump_evidence,
+)
 
 RULE_ID = "itb-battery"
 RULE_VERSION = "1.0.0"
@@ -75,9 +80,7 @@ def _booked(chart: ChartIndex, implanted: datetime | None
             return p.performed, p.ref
     for a in chart.record.appointments:
         if (a.status or "").lower() in BOOKED_APPOINTMENT and later(a.start) and (
-            any(terms.match("itb-pump-replacement", c) for c in a.codes)
-            or terms.match_text("itb-pump-replacement", a.description)
-        ):
+                is_replacement_appointment(terms, a)):
             return a.start, a.ref
     return None
 

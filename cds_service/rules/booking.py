@@ -25,7 +25,7 @@ from cds_service.config import BatterySettings, BookingSettings, RefillSettings
 from cds_service.fhir.record import AppointmentFact
 from cds_service.rules import battery as _battery
 from cds_service.rules import refill as _refill
-from cds_service.rules.chart import label, when
+from cds_service.rules.chart import NOT_BEING_BOOKED, label, when
 from cds_service.rules.dates import iso_date
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
@@ -38,7 +38,7 @@ from cds_service.rules.finding import (
     words,
 )
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.pump import refill_booking_matches
+from cds_service.rules.pump import is_refill_appointment, is_replacement_appointment
 
 # The booking checks speak for the refill and battery rules: their cards, versions and
 # settings are those rules' (with the booking section).
@@ -49,8 +49,6 @@ REFILL_OUTCOMES = ("booked-late", "booked-after-empty")
 BATTERY_OUTCOMES = ("booked-late", "booked-after-eos")
 REFILL_NOTES = ("already-due",)  # the due date has passed: the latest safe day is today
 BATTERY_NOTES = ("end-of-service-near",)  # within the margin already: today
-# A proposal with one of these statuses is not being booked.
-_NOT_BOOKING = frozenset({"cancelled", "entered-in-error", "noshow"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +63,12 @@ class BookingSections:
 
 def booking(chart: ChartIndex, now: datetime, settings: BookingSections) -> list[Finding]:
     proposals = [a for a in chart.record.appointments if a.proposed and a.start is not None
-                 and (a.status or "").lower() not in _NOT_BOOKING]
+                 and (a.status or "").lower() not in NOT_BEING_BOOKED]
     if not proposals or not chart.pumps:
         return []
-    replacements = [a for a in proposals if _is_replacement(chart, a)]
-    refills = [a for a in proposals if a not in replacements and _is_refill(chart, a)]
+    replacements = [a for a in proposals if is_replacement_appointment(chart.terms, a)]
+    refills = [a for a in proposals
+               if a not in replacements and is_refill_appointment(chart.terms, a)]
     pump_notes = () if chart.backup_oral_baclofen else _refill.PUMP_NOTES
     findings: list[Finding] = []
     if refills:
@@ -79,17 +78,6 @@ def booking(chart: ChartIndex, now: datetime, settings: BookingSections) -> list
         for pb in _battery.pumps(chart, now, settings.battery):
             findings += _replacements(pb, replacements, chart, now, settings.booking, pump_notes)
     return findings
-
-
-def _is_replacement(chart: ChartIndex, a: AppointmentFact) -> bool:
-    terms = chart.terms
-    return any(terms.match("itb-pump-replacement", c) for c in a.codes) or bool(
-        terms.match_text("itb-pump-replacement", a.description))
-
-
-def _is_refill(chart: ChartIndex, a: AppointmentFact) -> bool:
-    return any(refill_booking_matches(chart.terms, c) for c in a.codes) or (
-        refill_booking_matches(chart.terms, None, a.description))
 
 
 def _day(moment: datetime) -> date:

@@ -26,6 +26,8 @@ CURRENT_MEDICATION = frozenset({"active", "intended"})
 VOID_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
 # Appointment statuses that mean the visit will happen (the refill and battery rules alike).
 BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
+# A proposed appointment with one of these statuses is not being booked (appointment-book).
+NOT_BEING_BOOKED = frozenset({"cancelled", "entered-in-error", "noshow"})
 
 
 def condition_is_active(c: ConditionFact) -> bool:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from cds_service.fhir.record import Concept, DeviceFact, PatientRecord, ProcedureFact
+from cds_service.fhir.record import (
+    AppointmentFact,
+    Concept,
+    DeviceFact,
+    PatientRecord,
+    ProcedureFact,
+    ServiceRequestFact,
+)
 from cds_service.rules.chart import procedure_done
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import PumpModel, Terminology
@@ -73,6 +80,23 @@ def refill_booking_matches(terms: Terminology, concept: Concept | None,
     """An appointment/request for an ITB refill (the bare "pump refill" wording is not)."""
     found = terms.match("itb-pump-refill", concept, *text)
     return found is not None and found.group != NEEDS_PUMP_LINK
+
+
+def is_refill_appointment(terms: Terminology, a: AppointmentFact) -> bool:
+    """An appointment (booked or proposed) for an ITB pump refill, by its codes or text."""
+    return any(refill_booking_matches(terms, c) for c in a.codes) or refill_booking_matches(
+        terms, None, a.description)
+
+
+def is_refill_request(terms: Terminology, s: ServiceRequestFact) -> bool:
+    """A service request for an ITB pump refill."""
+    return refill_booking_matches(terms, s.code)
+
+
+def is_replacement_appointment(terms: Terminology, a: AppointmentFact) -> bool:
+    """An appointment (booked or proposed) for an ITB pump replacement."""
+    return any(terms.match("itb-pump-replacement", c) for c in a.codes) or bool(
+        terms.match_text("itb-pump-replacement", a.description))
 
 
 def pump_devices(record: PatientRecord, terms: Terminology) -> list[DeviceFact]:

@@ -22,7 +22,7 @@ from cds_service.rules.finding import (
     words,
 )
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.pump import Pump, pump_evidence, refill_booking_matches
+from cds_service.rules.pump import Pump, is_refill_appointment, is_refill_request, pump_evidence
 from cds_service.terminology import Units
 
 RULE_ID = "itb-refill"
@@ -388,13 +388,11 @@ def booked_refill(chart: ChartIndex, after: datetime, due: datetime, now: dateti
             continue
         if not (a.start >= after and a.start >= now - visit and a.start <= due):
             continue
-        if any(refill_booking_matches(terms, c) for c in a.codes) or refill_booking_matches(
-                terms, None, a.description):
+        if is_refill_appointment(terms, a):
             found.append((a.start, a.ref))
     for s in chart.record.service_requests:
         if (s.status or "").lower() != "active" or s.occurrence is None:
             continue
-        if s.occurrence >= after and s.occurrence <= due and refill_booking_matches(
-                terms, s.code):
+        if s.occurrence >= after and s.occurrence <= due and is_refill_request(terms, s):
             found.append((s.occurrence, s.ref))
     return min(found) if found else None
