@@ -69,9 +69,9 @@ def evaluate(entries: Sequence[str], record: PatientRecord, now: datetime, setti
              terms: Terminology) -> list[Finding]:
     """Every finding of the named rule entries, in order. Unknown names raise KeyError."""
     chosen = [RULE_ENTRIES[name] for name in entries]
-    if record.patient is not None and record.patient.deceased:
+    chart = ChartIndex.for_rules(record, terms)
+    if chart is None:
         return []
-    chart = ChartIndex.build(record, terms)
     findings: list[Finding] = []
     for entry in chosen:
         findings.extend(entry.run(chart, now, settings))

@@ -73,6 +73,14 @@ class ChartIndex:
     observations_by_kind: Mapping[str, tuple[ObservationFact, ...]]
 
     @classmethod
+    def for_rules(cls, record: PatientRecord, terms: Terminology) -> ChartIndex | None:
+        """The index every rule reads, or None when no rule speaks (a deceased patient): the
+        cards and the worklist decide this in one place."""
+        if record.patient is not None and record.patient.deceased:
+            return None
+        return cls.build(record, terms)
+
+    @classmethod
     def build(cls, record: PatientRecord, terms: Terminology) -> ChartIndex:
         meds = tuple(Med(m, is_intrathecal(m, terms), is_intrathecal_baclofen(m, terms),
                          oral_agent(m, terms)) for m in record.medications)

@@ -26,9 +26,9 @@ class PumpSchedule:
 def schedule(record: PatientRecord, now: datetime, refill: RefillSettings,
              battery: BatterySettings, terms: Terminology) -> list[PumpSchedule]:
     """One entry per active ITB pump (none for a deceased patient, as no card is given)."""
-    if record.patient is not None and record.patient.deceased:
+    chart = ChartIndex.for_rules(record, terms)
+    if chart is None:
         return []
-    chart = ChartIndex.build(record, terms)
     refills = _refill.pumps(chart, now, refill)
     batteries = _battery.pumps(chart, now, battery)
     return [PumpSchedule(r.pump, r, b) for r, b in zip(refills, batteries, strict=True)]
