@@ -157,7 +157,7 @@ class FactualCall(PreparedCall):
     the facts are not hashed.
     """
 
-    facts: CallFacts | None = None
+    facts: CallFacts
 
     @classmethod
     def of(cls, record: CallRecord) -> FactualCall:
@@ -168,10 +168,11 @@ class FactualCall(PreparedCall):
 
 
 def facts_of(item: PreparedCall) -> CallFacts:
-    """The facts of a prepared call; one prepared without them is read back from its payload."""
-    if isinstance(item, FactualCall) and item.facts is not None:
-        return item.facts
-    return call_facts(CallRecord.model_validate_json(item.payload))
+    """The facts of a prepared call. Every writer prepares calls with them (FactualCall.of),
+    so the chain's lock is never held to parse a payload back."""
+    if not isinstance(item, FactualCall):
+        raise TypeError("calls are written as FactualCall.of(record), with their facts")
+    return item.facts
 
 
 def check_from_row(service_id: str, suggestions: str, reasons: str | None) -> CardCheck:
