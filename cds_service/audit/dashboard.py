@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cds_service.audit.charts import charts, markers
+from cds_service.audit.export import spreadsheet_text
 from cds_service.audit.measures import Governance, OutcomeMeasures
 
 _TEMPLATES = Environment(
@@ -64,11 +65,6 @@ def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def _text(value: str) -> str:
-    # A leading = + - @ makes a spreadsheet evaluate the cell: text stays text.
-    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
-
-
 def _rows(gov: Governance) -> Iterator[dict[str, str]]:
     blank = dict.fromkeys(CSV_FIELDS[2:8], "")
     for section, period in [("period", p) for p in gov.periods] + [("total", gov.totals)]:
@@ -95,7 +91,7 @@ def render_csv(gov: Governance) -> str:
     writer.writeheader()
     for row in _rows(gov):
         # Measures are numbers (a negative one is not a formula); every name is guarded.
-        writer.writerow({k: v if k == "value" and _is_number(v) else _text(v)
+        writer.writerow({k: v if k == "value" and _is_number(v) else spreadsheet_text(v)
                          for k, v in row.items()})
     return buffer.getvalue()
 

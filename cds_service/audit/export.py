@@ -317,8 +317,9 @@ def feedback_csv_row(fb: StoredFeedback) -> CsvRow:
     }
 
 
-def _cell(value: str) -> str:
-    # A leading = + - @ makes a spreadsheet evaluate the cell; chart text must stay text.
+def spreadsheet_text(value: str) -> str:
+    """A CSV cell a spreadsheet keeps as text: a leading = + - @ would make it evaluate the
+    cell, and chart text must stay text (every CSV the service writes goes through this)."""
     return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
 
 
@@ -330,5 +331,5 @@ def csv_lines(rows: Iterable[CsvRow]) -> Iterator[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: spreadsheet_text(v) for k, v in row.items()})
         yield buffer.getvalue()

@@ -11,6 +11,7 @@ from enum import StrEnum
 import orjson
 from icalendar import Alarm, Calendar, Event
 
+from cds_service.audit.export import spreadsheet_text
 from cds_service.catalogue import Catalogue
 from cds_service.catalogue.text import moment_text
 from cds_service.config import Settings
@@ -60,7 +61,7 @@ def to_csv(rows: list[WorklistRow]) -> str:
         for column in CSV_COLUMNS:
             group, _, field = column.partition(".")
             value = (flat.get(group) or {}).get(field) if field else flat.get(group)
-            cells.append(value or "")
+            cells.append(spreadsheet_text(str(value)) if value else "")
         writer.writerow(cells)
     return out.getvalue()
 

@@ -93,3 +93,11 @@ def test_the_timeline_counts_refills_and_replacements_per_week(exported: Panel) 
 
 
 ANCHOR_DAY = date(2026, 6, 15)
+
+
+def test_csv_cells_from_the_chart_stay_text_in_a_spreadsheet() -> None:
+    from cds_service.worklist.formats import to_csv
+
+    row = WorklistRow(patient="p1", device="Device/d1", model="=HYPERLINK(\"x\")")
+    [line] = list(csv.DictReader(io.StringIO(to_csv([row]))))
+    assert line["model"] == "'=HYPERLINK(\"x\")"
