@@ -4,9 +4,7 @@ in force, the value-set files, the service and rule registries."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,10 @@ from cds_service.terminology.terms import DATA_DIR
 # The terminology tables a rule may name, and their files.
 TABLES = {"pump-models": "pump-models.yaml", "oral-max-doses": "oral-max-doses.yaml",
           "product-strengths": "product-strengths.yaml", "units": "units.yaml"}
-RULE_SECTIONS = ("candidacy", "trial", "refill", "battery", "booking")
+# Every settings section some rule reads, in the order the rule entries name them.
+RULE_SECTIONS = tuple(dict.fromkeys(
+    section for entry in RULE_ENTRIES.values() for sections in entry.reads.values()
+    for section in sections))
 
 
 class RuleBookError(ConfigurationError):
@@ -107,39 +108,19 @@ class Sources:
                 "product-strengths": self.strengths.version, "units": self.units_version}
 
     def rule_settings(self, rule: str) -> list[str]:
-        """The settings sections the rule's entries are given ("refill")."""
-        defaults = Settings.model_construct()
-        sections = []
-        for entry in RULE_ENTRIES.values():
-            if rule not in _rule_ids(entry.rule.__module__):
-                continue
-            given = entry.section(defaults)
-            # A section, or a dataclass of sections (the booking checks read three, and say
-            # which belong to which rule).
-            by_rule = getattr(sys.modules[entry.rule.__module__], "SECTIONS_BY_RULE", {})
-            parts = [given, *(getattr(given, f.name) for f in dataclasses.fields(given))] \
-                if dataclasses.is_dataclass(given) else [given]
-            sections += [name for name in RULE_SECTIONS if name not in sections
-                         and name in by_rule.get(rule, RULE_SECTIONS)
-                         and any(getattr(defaults, name) is part for part in parts)]
-        return sections
+        """The settings sections the rule's cards rest on ("refill"), as its entries say."""
+        return list(dict.fromkeys(
+            section for entry in RULE_ENTRIES.values() for section in entry.reads.get(rule, ())))
 
     def services_of(self, rule: str) -> list[str]:
         """The services whose rule entries produce this rule's cards (data-quality cards
         come with the rules they block)."""
         found = []
         for spec in SERVICES:
-            rules = {r for e in spec.rules for r in _rule_ids(RULE_ENTRIES[e].rule.__module__)}
+            rules = {r for e in spec.rules for r in RULE_ENTRIES[e].reads}
             if rule in rules or (rule == "itb-data-quality" and rules):
                 found.append(spec.id)
         return found
-
-
-def _rule_ids(module_name: str) -> tuple[str, ...]:
-    """The rules whose cards a rule module makes: its RULE_ID, or the RULE_IDS it speaks for."""
-    module = sys.modules[module_name]
-    ids = getattr(module, "RULE_IDS", None)
-    return tuple(ids) if ids is not None else (getattr(module, "RULE_ID", ""),)
 
 
 def _read_yaml(path: Path, model: type[BaseModel]) -> Any:

@@ -28,23 +28,31 @@ S = TypeVar("S")
 
 @dataclass(frozen=True, slots=True)
 class Entry(Generic[S]):
-    """A rule as a service runs it: the rule, and the settings section it is given."""
+    """A rule as a service runs it: the rule, the settings it is given, and for each rule
+    id whose cards it makes, the settings sections those cards rest on (the rule book's
+    thresholds)."""
 
     rule: Callable[[ChartIndex, datetime, S], list[Finding]]
     section: Callable[[Settings], S]
+    reads: Mapping[str, tuple[str, ...]]
 
     def run(self, chart: ChartIndex, now: datetime, settings: Settings) -> list[Finding]:
         return self.rule(chart, now, self.section(settings))
 
 
 RULE_ENTRIES: Mapping[str, Entry[Any]] = {
-    "candidacy": Entry(_candidacy.candidacy, lambda s: s.candidacy),
-    "candidacy-on-order": Entry(_candidacy.candidacy_on_order, lambda s: s.candidacy),
-    "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial),
-    "refill": Entry(_refill.refill, lambda s: s.refill),
-    "battery": Entry(_battery.battery, lambda s: s.battery),
+    "candidacy": Entry(_candidacy.candidacy, lambda s: s.candidacy,
+                       {_candidacy.RULE_ID: ("candidacy",)}),
+    "candidacy-on-order": Entry(_candidacy.candidacy_on_order, lambda s: s.candidacy,
+                                {_candidacy.RULE_ID: ("candidacy",)}),
+    "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial,
+                           {_trial.RULE_ID: ("trial",)}),
+    "refill": Entry(_refill.refill, lambda s: s.refill, {_refill.RULE_ID: ("refill",)}),
+    "battery": Entry(_battery.battery, lambda s: s.battery, {_battery.RULE_ID: ("battery",)}),
+    # The booking checks speak for the refill and battery rules (their cards and versions).
     "booking": Entry(_booking.booking,
-                     lambda s: _booking.BookingSections(s.refill, s.battery, s.booking)),
+                     lambda s: _booking.BookingSections(s.refill, s.battery, s.booking),
+                     {_refill.RULE_ID: ("refill",), _battery.RULE_ID: ("battery", "booking")}),
 }
 
 # Rule id -> (version, outcome codes, note keys): what the catalogue must be able to render.

@@ -40,11 +40,6 @@ from cds_service.rules.finding import (
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import is_refill_appointment, is_replacement_appointment
 
-# The booking checks speak for the refill and battery rules: their cards, versions and
-# settings are those rules' (with the booking section).
-RULE_IDS = (_refill.RULE_ID, _battery.RULE_ID)
-# The settings sections each of those rules reads here (the rule book lists them).
-SECTIONS_BY_RULE = {_refill.RULE_ID: ("refill",), _battery.RULE_ID: ("battery", "booking")}
 REFILL_OUTCOMES = ("booked-late", "booked-after-empty")
 BATTERY_OUTCOMES = ("booked-late", "booked-after-eos")
 REFILL_NOTES = ("already-due",)  # the due date has passed: the latest safe day is today
