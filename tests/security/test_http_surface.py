@@ -266,7 +266,9 @@ def test_bytes_read_from_the_fhir_server_are_capped_per_call(
 
     streaming = StreamingFhirServer(4 * 1024 * 1024)
     try:
-        server = live_app_factory(fhir_max_bytes_per_call=64 * 1024)
+        # A time budget far beyond what 64 KiB takes: the byte cap, not the clock, must end
+        # the call, even on a loaded machine (the 2 s default ran out first once in CI).
+        server = live_app_factory(fhir_max_bytes_per_call=64 * 1024, fhir_budget_seconds=30)
         body = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
                 "fhirServer": f"http://127.0.0.1:{streaming.port}/fhir",
                 "context": {"userId": "Practitioner/1", "patientId": "p1"}}
