@@ -2592,6 +2592,321 @@ def booking_replacement_after_eos() -> Scenario:
                 [booking_card("itb-battery", "booked-after-eos", "critical")], service=BOOK)
 
 
+
+# ----- clinical rules version 1.1 (issue 15): charts as real EHRs code them
+# Written from the contract (section 8) as a clinician expects the answer, not from the code.
+
+MR_STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason"
+SNOMED_OID = "urn:oid:2.16.840.1.113883.6.96"
+INPATIENT = concept(coding(MED_CATEGORY, "inpatient", "Inpatient"))
+
+
+def bare(system: str, code: str) -> Json:
+    """A coded reason with neither display nor text, as many EHR interfaces send it."""
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def oral_medication(mid: str, rxnorm: str | None, text: str | None, form: str,
+                    mg: float, per_value: float, per_unit: str) -> Json:
+    """A Medication with its ingredient strength ("5 mg per 5 mL", "10 mg per 1 tablet")."""
+    res: Json = {"resourceType": "Medication", "id": mid, "form": concept(text=form),
+                 "ingredient": [{"itemCodeableConcept": concept(
+                     coding(RXNORM, "1292", "baclofen"), text="baclofen"),
+                     "isActive": True,
+                     "strength": {"numerator": qty(mg, "mg"),
+                                  "denominator": qty(per_value, per_unit)}}]}
+    if rxnorm or text:
+        res["code"] = {"coding": [{"system": RXNORM, "code": rxnorm}]} if rxnorm else {}
+        if text:
+            res["code"]["text"] = text
+    return res
+
+
+def oral_request(c: Chart, medication: Json, dose: Json | None, per_day: int | None,
+                 status: str = "active", reason: Json | None = None, text: str = "",
+                 category: Json | None = None, contained: Json | None = None) -> Json:
+    """An oral MedicationRequest in an EHR's shape: the medication as a concept, or a
+    reference to a contained Medication (``contained``)."""
+    dosage: Json = {"text": text or "by mouth", "route": ORAL_ROUTE}
+    if per_day is not None:
+        dosage["timing"] = {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}
+    if dose is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": dose}]
+    res: Json = {"resourceType": "MedicationRequest", "id": c.new_id("mr"), "status": status,
+                 "intent": "order", "category": [category or concept(
+                     coding(MED_CATEGORY, "outpatient", "Outpatient"))],
+                 "subject": c.subject, "authoredOn": at(c.anchor, -300),
+                 "dosageInstruction": [dosage]}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication
+    if reason is not None:
+        res["statusReason"] = reason
+    return c.add("medicationRequests", res)
+
+
+def oral_given(c: Chart, days: float, dose: Json, medication: Json | None = None,
+               contained: Json | None = None) -> Json:
+    """One inpatient dose given (MedicationAdministration): no timing, one dose."""
+    res: Json = {"resourceType": "MedicationAdministration", "id": c.new_id("ma"),
+                 "status": "completed", "subject": c.subject,
+                 "effectiveDateTime": at(c.anchor, days),
+                 "dosage": {"route": ORAL_ROUTE, "dose": dose}}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication or ORAL_DRUGS["baclofen10"]
+    return c.add("medicationAdministrations", res)
+
+
+# class 1: coded reasons (clinical rules 8.2)
+
+
+@scenario
+def candidacy_coded_reason_hl7_suspected_intolerance() -> Scenario:
+    c = chart("candidacy-coded-reason-hl7-suspected-intolerance", A_JUN, age=34)
+    c.condition("cp", onset_days=-9000)
+    oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 3, status="stopped",
+                 reason=bare(MR_STATUS_REASON, "sintol"), text="20 mg three times a day")
+    return make(c, "candidacy", "Baclofen stopped, reason only the HL7 code 'suspected "
+                "intolerance'",
+                "34-year-old with spastic CP. The EHR stopped oral baclofen 20 mg TID with the "
+                "HL7 status reason 'sintol' (suspected intolerance) and no words at all. An "
+                "intolerance is a failed agent: candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_reason_snomed_lack_of_drug_action() -> Scenario:
+    c = chart("candidacy-coded-reason-snomed-lack-of-drug-action", A_MAR, age=28,
+              gender="male")
+    c.condition("cp", onset_days=-9000)
+    oral_request(c, ORAL_DRUGS["tizanidine"], qty(8, "mg"), 3, status="stopped",
+                 reason=concept(coding(SNOMED, "58848006", "Lack of drug action")),
+                 text="8 mg three times a day")
+    return make(c, "candidacy", "Tizanidine stopped for 'Lack of drug action' (SNOMED CT)",
+                "28-year-old with CP. Tizanidine 8 mg TID was stopped with the SNOMED CT "
+                "finding 'Lack of drug action': documented as ineffective, a failed agent "
+                "(cerebral origin: no oral-baclofen requirement).", [CANDIDATE])
+
+
+@scenario
+def candidacy_statement_coded_absent_response() -> Scenario:
+    c = chart("candidacy-statement-coded-absent-response", A_OCT, age=62)
+    c.condition("spasticity", onset_days=-4000)
+    med = oral_medication("med-1", "197391", None, "Tablet", 10, 1, "{tbl}")
+    c.add("medicationStatements", {
+        "resourceType": "MedicationStatement", "id": c.new_id("ms"), "status": "stopped",
+        "contained": [med], "medicationReference": {"reference": "#med-1"},
+        "subject": c.subject, "dateAsserted": at(c.anchor, -60),
+        "effectivePeriod": {"start": at(c.anchor, -400), "end": at(c.anchor, -60)},
+        "statusReason": [bare(SNOMED_OID, "266721009")],
+        "dosage": [{"text": "10 mg three times a day", "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+                    "doseAndRate": [{"doseQuantity": qty(10, "mg")}]}]})
+    return make(c, "candidacy", "Outside record: baclofen stopped, 'absent response' by code",
+                "62-year-old with spasticity. A MedicationStatement from an outside record "
+                "(contained Medication, SNOMED CT written as its OID) says oral baclofen was "
+                "stopped for absent response to treatment, by code only. A failed agent.",
+                [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_dizziness_contained_medication() -> Scenario:
+    c = chart("candidacy-coded-dizziness-contained-medication", A_JAN, age=47)
+    c.condition("cp", onset_days=-12000)
+    med = oral_medication("med-1", "197391", "Baclofen 10 mg tablet", "Tablet", 10, 1,
+                          "{tbl}")
+    oral_request(c, {}, qty(10, "mg"), 3, status="stopped", contained=med,
+                 reason=bare(SNOMED, "404640003"), text="10 mg three times a day")
+    return make(c, "candidacy", "Epic-style order: baclofen stopped for dizziness, code only",
+                "47-year-old with CP. Oral baclofen (a contained Medication) was discontinued "
+                "with the SNOMED CT code for dizziness and nothing written. Dizziness is a side "
+                "effect: a failed agent.", [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_weakness_tizanidine_on_hold() -> Scenario:
+    c = chart("candidacy-coded-weakness-tizanidine-on-hold", A_JUN, age=19)
+    c.condition("cp", onset_days=-6500)
+    oral_request(c, ORAL_DRUGS["tizanidine"], qty(4, "mg"), 3, status="on-hold",
+                 reason=bare(SNOMED, "26544005"), text="4 mg three times a day")
+    return make(c, "candidacy", "Tizanidine on hold, reason the code for muscle weakness",
+                "19-year-old with CP. Tizanidine 4 mg TID is on hold with the SNOMED CT code "
+                "for muscle weakness only: an adverse effect, a failed agent.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_coded_reason_alternative_choice() -> Scenario:
+    c = chart("candidacy-trap-coded-reason-alternative-choice", A_OCT, age=38)
+    c.condition("cp", onset_days=-12000)
+    oral_request(c, ORAL_DRUGS["baclofen10"], qty(10, "mg"), 3, status="stopped",
+                 reason=concept(coding(MR_STATUS_REASON, "altchoice",
+                                       "Try another treatment first")),
+                 text="10 mg three times a day")
+    c.oral("tizanidine", 4, 3, start_days=-40)
+    return make(c, "candidacy", "Baclofen stopped to try another treatment first",
+                "38-year-old with CP. Low-dose baclofen was stopped with the HL7 reason 'try "
+                "another treatment first' and tizanidine 4 mg TID started: neither failed. No "
+                "card.", [])
+
+
+# class 3: one dose given is not a regimen (clinical rules 8.3)
+
+
+@scenario
+def candidacy_trap_inpatient_administrations() -> Scenario:
+    c = chart("candidacy-trap-inpatient-administrations", A_JUN, age=52)
+    c.condition("cp", onset_days=-15000)
+    oral_request(c, ORAL_DRUGS["baclofen10"], qty(10, "mg"), 3, category=INPATIENT,
+                 text="10 mg three times a day")
+    for hours in (-26, -18, -10, -2):
+        oral_given(c, hours / 24, qty(10, "mg"))
+    return make(c, "candidacy", "Inpatient: baclofen doses given against a 10 mg TID order",
+                "52-year-old with CP admitted to rehab, on baclofen 10 mg TID. The ward charts "
+                "each 10 mg dose given. The order has dose and frequency; the administrations "
+                "are single doses, not regimens: nothing to record, no card.", [])
+
+
+@scenario
+def candidacy_trap_inpatient_solution_administrations() -> Scenario:
+    c = chart("candidacy-trap-inpatient-solution-administrations", A_MAR, age=9,
+              gender="male")
+    c.condition("cp", onset_days=-3000)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(5, "mg"), 3, category=INPATIENT, contained=sol,
+                 text="5 mg three times a day")
+    for hours in (-20, -12, -4):
+        oral_given(c, hours / 24, qty(5, "mL"), contained=dict(sol))
+    return make(c, "candidacy", "Child inpatient: oral solution doses given in mL",
+                "9-year-old with CP on baclofen oral solution 5 mg TID (15 mg/day, far below "
+                "the 60 mg maximum for ages 8-11). Nurses chart each 5 mL given. Single doses "
+                "need no frequency: no card.", [])
+
+
+# class 2: doses charted as a volume or a count (clinical rules 8.3)
+
+
+@scenario
+def candidacy_child_oral_solution_ml_at_maximum() -> Scenario:
+    c = chart("candidacy-child-oral-solution-ml-at-maximum", A_JUN, age=6)
+    c.condition("cp", onset_days=-2000)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(10, "mL"), 4, contained=sol, text="10 mL four times a day")
+    return make(c, "candidacy", "6-year-old: baclofen oral solution 10 mL QID (40 mg/day)",
+                "6-year-old with CP, still spastic on baclofen oral solution 5 mg/5 mL, 10 mL "
+                "QID: 10 mg a dose, 40 mg/day, the maximum for ages 2-7. A failed agent at "
+                "the maximum: candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_suspension_ml_referenced_statement() -> Scenario:
+    c = chart("candidacy-suspension-ml-referenced-statement", A_OCT, age=50)
+    c.condition("ms", onset_days=-5000)
+    med = oral_medication("med-fleq-1", None, "Baclofen 5 mg/mL oral suspension",
+                          "Oral suspension", 5, 1, "mL")
+    c.include("medicationStatements", med)
+    c.add("medicationStatements", {
+        "resourceType": "MedicationStatement", "id": c.new_id("ms"), "status": "active",
+        "medicationReference": {"reference": "Medication/med-fleq-1"},
+        "subject": c.subject, "dateAsserted": at(c.anchor, -20),
+        "effectivePeriod": {"start": at(c.anchor, -200)},
+        "dosage": [{"text": "4 mL four times a day", "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+                    "doseAndRate": [{"doseQuantity": qty(4, "mL", "mL")}]}]})
+    return make(c, "candidacy", "Reconciled suspension 4 mL QID of 5 mg/mL (80 mg/day)",
+                "50-year-old with MS and leg spasticity; the reconciled home medication is "
+                "baclofen suspension 5 mg/mL, 4 mL QID (a referenced Medication): 80 mg/day, "
+                "the adult maximum, while still spastic. Candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_tablets_counted_rxnorm_only() -> Scenario:
+    c = chart("candidacy-tablets-counted-rxnorm-only", A_MAR, age=45)
+    c.condition("cp", onset_days=-15000)
+    oral_request(c, bare(RXNORM, "197391"), qty(2, "tablet", "{tbl}"), 4,
+                 text="2 tablets four times a day")
+    return make(c, "candidacy", "Baclofen 2 tablets QID, product known only by its RxNorm code",
+                "45-year-old with CP on baclofen 10 mg tablets (RxNorm code only, no name), 2 "
+                "tablets QID: 80 mg/day, the adult maximum. Candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_oral_solution_ml_below_maximum() -> Scenario:
+    c = chart("candidacy-trap-oral-solution-ml-below-maximum", A_JAN, age=30)
+    c.condition("cp", onset_days=-10000)
+    sol = oral_medication("med-1", None, "Baclofen 1 mg/mL oral solution", "Oral solution",
+                          1, 1, "mL")
+    oral_request(c, {}, qty(15, "mL"), 3, contained=sol, text="15 mL three times a day")
+    return make(c, "candidacy", "Baclofen oral solution 15 mL TID of 1 mg/mL (45 mg/day)",
+                "30-year-old with CP on baclofen 1 mg/mL oral solution, 15 mL TID = 45 mg/day: "
+                "room to titrate to 80 mg, nothing failed, dose and frequency known. No card.",
+                [])
+
+
+def ml_bolus(c: Chart, hours_ago: float, ml: float, medication: Json | None = None,
+             contained: Json | None = None) -> Json:
+    """A screening bolus charted as mL of the ampoule (no procedure)."""
+    res: Json = {"resourceType": "MedicationAdministration", "id": c.new_id("ma"),
+                 "status": "completed", "subject": c.subject,
+                 "effectiveDateTime": at(c.anchor, -hours_ago / 24),
+                 "dosage": {"route": INTRATHECAL_ROUTE, "text": f"{ml:g} mL intrathecal bolus",
+                            "dose": qty(ml, "mL", "mL")}}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication or ITB_DRUGS[50]
+    return c.add("medicationAdministrations", res)
+
+
+@scenario
+def trial_bolus_ml_100mcg_negative_final() -> Scenario:
+    c = trial_chart("trial-bolus-ml-100mcg-negative-final")
+    bolus = ml_bolus(c, 30, 2)
+    c.trial_response(bolus, "negative")
+    return make(c, "trial", "Bolus charted as 2 mL of the 50 mcg/mL ampoule, negative",
+                "19-year-old; the third screening bolus was charted as 2 mL of the 50 mcg/mL "
+                "screening ampoule = 100 mcg, the highest labeled step, and was negative: not a "
+                "candidate per the label.", [FINAL])
+
+
+@scenario
+def trial_bolus_ml_contained_ampoule_next_step() -> Scenario:
+    c = trial_chart("trial-bolus-ml-contained-ampoule-next-step", A_OCT, age=12)
+    amp: Json = {"resourceType": "Medication", "id": "amp-1",
+                 "code": concept(text="Baclofen intrathecal screening ampoule"),
+                 "ingredient": [{"itemCodeableConcept": concept(text="baclofen"),
+                                 "strength": {"numerator": qty(0.05, "mg"),
+                                              "denominator": qty(1, "mL")}}]}
+    bolus = ml_bolus(c, 28, 1.5, contained=amp)
+    c.trial_response(bolus, "negative")
+    return make(c, "trial", "Bolus 1.5 mL of a 0.05 mg/mL ampoule (75 mcg), negative",
+                "12-year-old; a screening bolus charted as 1.5 mL of a contained 0.05 mg/mL "
+                "ampoule (75 mcg) was negative: the next labeled step is 100 mcg, no sooner "
+                "than 24 h later.", [NEXT_STEP])
+
+
+# clinical rules 8.1: an inactive or resolved intolerance is not counted
+
+
+@scenario
+def candidacy_trap_intolerance_resolved() -> Scenario:
+    c = chart("candidacy-trap-intolerance-resolved", A_JUN, age=40)
+    c.condition("cp", onset_days=-14000)
+    alg = c.allergy("baclofen10", "intolerance", "low", "Sleepiness")
+    alg["clinicalStatus"] = concept(coding(ALLERGY_CLINICAL, "resolved", "Resolved"))
+    c.oral("baclofen10", 10, 3, start_days=-90)
+    return make(c, "candidacy", "Baclofen intolerance recorded as resolved",
+                "40-year-old with CP back on baclofen 10 mg TID; an old baclofen intolerance "
+                "(sleepiness) is recorded as resolved. A resolved intolerance does not count: "
+                "nothing has failed, no card.", [])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -81,7 +81,7 @@ def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: Chart
               ) -> Evidence:
     """An order as its dose arithmetic: "25 mg QID = 100 mg/day" (dose and times a day only
     when the order is written that way)."""
-    regimen = regimen_mg(m, chart.terms.units)
+    regimen = regimen_mg(m, chart.terms)
     return medication_evidence(
         m, says, daily=f"{daily:g}",
         dose=f"{regimen.dose_mg:g}" if regimen is not None else "",
@@ -91,16 +91,15 @@ def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: Chart
 def _draft_above_maximum(chart: ChartIndex, age: int | None, draft: Draft) -> bool:
     """Whether a draft order would push its agent above the maximum daily dose, alone or
     with the active orders of that agent; if so the draft says the sum, term by term."""
-    units = chart.terms.units
     for m in chart.meds:
         name = candidacy_agent(m) if m.fact.draft else None
         if name is None:
             continue
         maximum = chart.terms.max_daily_dose_mg(name, age)
-        daily = daily_dose_mg(m.fact, units)
+        daily = daily_dose_mg(m.fact, chart.terms)
         if maximum is None or daily is None:
             continue
-        others = [(o.fact, daily_dose_mg(o.fact, units) or 0.0) for o in chart.meds
+        others = [(o.fact, daily_dose_mg(o.fact, chart.terms) or 0.0) for o in chart.meds
                   if not o.fact.draft and o.fact.kind == "MedicationRequest"
                   and (o.fact.status or "") == "active" and candidacy_agent(o) == name]
         other_daily = sum(d for _, d in others)

@@ -155,15 +155,16 @@ def oral_agent(fact: MedicationFact, terms: Terminology) -> Match | None:
 
 
 def medication_evidence(fact: MedicationFact, says: EvidenceLabel | None = None,
-                        **value_words: str) -> Evidence:
-    """A medication row; ``says`` (with its words) is the value, in the catalogue's words."""
+                        terms: Terminology | None = None, **value_words: str) -> Evidence:
+    """A medication row; ``says`` (with its words) is the value, in the catalogue's words.
+    With ``terms``, a product charted by code alone is named by the value sets' display."""
     return Evidence(
         EvidenceLabel.MEDICATION,
         reference=fact.ref,
         date=when(fact.effective.start or fact.authored),
         value_label=says,
-        words=words(name=label(fact.medication), kind=fact.kind, status=fact.status or "",
-                    **value_words),
+        words=words(name=label(fact.medication, "", terms), kind=fact.kind,
+                    status=fact.status or "", **value_words),
     )
 
 

@@ -14,14 +14,20 @@ from cds_service.rules.chart import (
     medication_evidence,
     when,
 )
-from cds_service.rules.dose import daily_dose_bounds_mg, daily_dose_mg, reaches_maximum
+from cds_service.rules.dose import (
+    daily_dose_bounds_mg,
+    daily_dose_mg,
+    dose_conversion,
+    reaches_maximum,
+)
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.rules.index import ChartIndex, Med
-from cds_service.terminology import Terminology, Units
+from cds_service.terminology import Terminology
 
 _STOPPED = frozenset({"stopped", "on-hold", "completed", "cancelled"})
 _DOSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold", "intended"})
 _NOT_ORDERS = frozenset({"plan", "proposal"})
+_INACTIVE_ALLERGY = frozenset({"inactive", "resolved"})
 
 
 @dataclass(slots=True)
@@ -93,20 +99,22 @@ def _diazepam_for_spasticity(m: MedicationFact, chart: ChartIndex) -> bool:
 
 
 def _stop_reason(m: MedicationFact, terms: Terminology, value_set: str) -> str | None:
+    # Codes first, the words as fallback (clinical rules 8.2): a reason charted as a bare
+    # code is named on the card by the value set's display, never by the code itself.
     for reason in m.status_reasons:
         found = terms.match(value_set, reason)
         if found is not None:
-            return label(reason, found.display or value_set)
+            return label(reason, found.display or value_set, terms)
     return None
 
 
 def _judge_stop(agent: Agent, m: MedicationFact, status: str, terms: Terminology) -> None:
     reason = _stop_reason(m, terms, "intolerance-reason")
     if reason is not None and status != "cancelled":
-        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, reason=reason))
+        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, terms, reason=reason))
     reason = _stop_reason(m, terms, "ineffective-reason")
     if reason is not None:
-        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, reason=reason))
+        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, terms, reason=reason))
 
 
 def _judge_medications(agent: Agent, terms: Terminology) -> None:
@@ -124,9 +132,13 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
         if status not in _DOSE_STATUSES or (
                 not m.draft and (m.intent or "").lower() in _NOT_ORDERS):
             continue
+        if m.kind == "MedicationAdministration":
+            # One dose given is evidence of that dose, not a regimen: it has no frequency
+            # to ask for and no daily dose to judge (clinical rules 8.3).
+            continue
         if any(d.as_needed for d in m.dosages):
             continue  # an as-needed ceiling is not a dose taken
-        decided = _daily(agent, m, terms.units)
+        decided = _daily(agent, m, terms)
         if decided is None:
             agent.uncomputable.append(m)
             continue
@@ -135,8 +147,9 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
         if status == "active" and m.kind == "MedicationRequest" and not m.draft:
             active_sum += floor or 0.0  # a range adds only what it surely gives
         if agent.max_mg is not None and daily >= agent.max_mg - 1e-9:
-            agent.fail(medication_evidence(m, EvidenceLabel.AT_MAXIMUM, daily=f"{daily:g}",
-                                           maximum=f"{agent.max_mg:g}"))
+            agent.fail(medication_evidence(
+                m, EvidenceLabel.AT_MAXIMUM, terms, daily=f"{daily:g}",
+                maximum=f"{agent.max_mg:g}", converted=_converted(m, terms)))
     if active_sum > (agent.top_daily_mg or 0.0):
         agent.top_daily_mg = active_sum
         if agent.max_mg is not None and active_sum >= agent.max_mg - 1e-9:
@@ -146,19 +159,26 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
                                             maximum=f"{agent.max_mg:g}")))
 
 
-def _daily(agent: Agent, m: MedicationFact, units: Units) -> tuple[float, float] | None:
+def _converted(m: MedicationFact, terms: Terminology) -> str:
+    """"10 mL x 1 mg/mL = 10 mg" when the dose was charted as a volume or a count."""
+    conversion = dose_conversion(m, terms)
+    return conversion.shown() if conversion is not None else ""
+
+
+def _daily(agent: Agent, m: MedicationFact, terms: Terminology) -> tuple[float, float] | None:
     """The daily dose that decides, and what the order surely gives; None: not computable."""
-    daily = daily_dose_mg(m, units)
+    daily = daily_dose_mg(m, terms)
     if daily is not None:
         return daily, daily
-    return _from_range(agent, m, units)
+    return _from_range(agent, m, terms)
 
 
-def _from_range(agent: Agent, m: MedicationFact, units: Units) -> tuple[float, float] | None:
+def _from_range(agent: Agent, m: MedicationFact, terms: Terminology
+                ) -> tuple[float, float] | None:
     """A doseRange decides only when the whole range is on one side of the maximum. Returns
     the end that decides (the low end at/above, the high end below) and the low end (what
     the order surely gives, for a sum over orders)."""
-    bounds = daily_dose_bounds_mg(m, units)
+    bounds = daily_dose_bounds_mg(m, terms)
     if bounds is None or agent.max_mg is None:
         return None
     verdict = reaches_maximum(bounds, agent.max_mg)
@@ -177,6 +197,8 @@ def _intolerances(chart: ChartIndex, agents: dict[str, Agent]) -> None:
     for a in chart.record.allergies:
         if not allergy_counts(a) or (a.type or "intolerance").lower() != "intolerance":
             continue
+        if (a.clinical_status or "active").lower() in _INACTIVE_ALLERGY:
+            continue  # clinical rules 8.1: an inactive or resolved intolerance is not counted
         name = agent_of_concept(a.code, chart.terms)
         if name is None:
             continue

@@ -9,7 +9,7 @@ from cds_service.config import RefillSettings
 from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
 from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
-from cds_service.rules.dose import daily_dose_mcg, mass_mcg, rate_mcg_per_day
+from cds_service.rules.dose import daily_dose_mcg, rate_mcg_per_day
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
     Evidence,
@@ -23,6 +23,7 @@ from cds_service.rules.finding import (
 )
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import Pump, pump_evidence, refill_booking_matches
+from cds_service.rules.strength import PER_ML, strength_of
 from cds_service.terminology import Units
 
 RULE_ID = "itb-refill"
@@ -284,15 +285,8 @@ def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: Refill
 
 
 def _concentration_of_product(m: MedicationFact, chart: ChartIndex) -> float | None:
-    strength = chart.terms.product_strength(m.medication)
-    if strength is not None and strength.per.lower() == "ml":
-        return strength.mcg
-    if m.strength is not None:
-        num = mass_mcg(m.strength.numerator, chart.terms.units)
-        den = m.strength.denominator
-        if num is not None and den is not None and (den.code or den.unit or "").lower() == "ml":
-            return num / (den.value or 1.0)
-    return None
+    strength = strength_of(m, chart.terms)
+    return strength.mcg if strength is not None and strength.per == PER_ML else None
 
 
 def _product_concentration(chart: ChartIndex, draft: Draft) -> float | None:
@@ -332,7 +326,7 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
     """D: the latest current order with a readable dose, else the recorded pump daily dose."""
     units = chart.terms.units
     for order in reversed(chart.itb_orders):
-        dose = daily_dose_mcg(order, units)
+        dose = daily_dose_mcg(order, chart.terms)
         if dose is not None and dose > 0:
             if order.ref not in {e.reference for e in draft.evidence}:
                 draft.see(_itb_order(order, chart))

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.config import TrialSettings
-from cds_service.fhir.record import ProcedureFact, Quantity
+from cds_service.fhir.record import MedicationFact, ProcedureFact, Quantity
 from cds_service.rules.chart import label, when
-from cds_service.rules.dose import dose_mcg, mass_mcg
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.rules.index import ChartIndex
-from cds_service.terminology import Units
+from cds_service.rules.strength import convert, dose_mcg, mass_mcg, strength_of
+from cds_service.terminology import Terminology, Units
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,18 @@ def _procedure_dose(p: ProcedureFact, units: Units, settings: TrialSettings) -> 
     return None
 
 
+def _bolus_dose(m: MedicationFact, terms: Terminology) -> tuple[float | None, str | None]:
+    """The bolus in mcg and how the card shows it: "2 mL x 50 mcg/mL = 100 mcg" when it was
+    charted as a volume of the screening ampoule (clinical rules 8.3)."""
+    strength = strength_of(m, terms)
+    for dosage in m.dosages:
+        dose = dose_mcg(dosage.dose, terms.units, strength)
+        if dose is not None:
+            conversion = convert(dosage.dose, terms.units, strength)
+            return dose, conversion.shown() if conversion is not None else _dose_text(dose)
+    return None, None
+
+
 def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_Event]:
     since = now - timedelta(days=settings.lookback_days)
     units = chart.terms.units
@@ -70,10 +82,9 @@ def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_
         at = m.effective.start
         if at is None or not since <= at <= now:
             continue
-        dose = next((d for d in (dose_mcg(x.dose, units) for x in m.dosages) if d is not None),
-                    None)
+        dose, shown = _bolus_dose(m, chart.terms)
         events.append(_Event(at, m.ref, dose, Evidence(
-            EvidenceLabel.TRIAL_BOLUS, reference=m.ref, date=when(at), value=_dose_text(dose),
+            EvidenceLabel.TRIAL_BOLUS, reference=m.ref, date=when(at), value=shown,
             words=words(name=label(m.medication, "", chart.terms)))))
     return sorted(events, key=lambda e: e.at)
 

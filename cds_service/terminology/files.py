@@ -111,4 +111,6 @@ class UnitsFile(_File):
     strength_text_units: tuple[str, ...] = Field(min_length=1)
     trial_dose_text_units: tuple[str, ...] = Field(min_length=1)
     concentration_mcg_per_ml: dict[str, Amount]
+    # mL in one unit of volume (clinical rules 8.3: a dose charted as a volume).
+    volume_ml: dict[str, Amount] = Field(default_factory=dict)
     per_hour: dict[str, Amount]

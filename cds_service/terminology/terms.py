@@ -257,6 +257,7 @@ def _units(file: UnitsFile) -> Units:
         concentration_mcg_per_ml={k.replace(" ", "").lower(): v
                                   for k, v in file.concentration_mcg_per_ml.items()},
         per_hour={k.lower(): v for k, v in file.per_hour.items()},
+        volume_ml={k.lower(): v for k, v in file.volume_ml.items()},
     )
 
 
