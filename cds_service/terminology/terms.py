@@ -151,6 +151,9 @@ class Terminology:
     def value_set(self, name: str) -> ValueSet:
         return self._value_sets[name]
 
+    def value_set_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._value_sets))
+
     def match(self, name: str, concept: Concept | None, *extra_text: str | None) -> Match | None:
         return self._value_sets[name].match(concept, *extra_text)
 
