@@ -95,6 +95,12 @@ class TrialSettings(BaseModel):
     effect_record_window_hours: float = Field(
         default=48.0, gt=0, description="A recorded effect duration counts within this many "
         "hours after the bolus.")
+    # Clinical rules 8.5: overdose signs recorded within this window after the bolus belong
+    # to the trial (its effect lasts 4-8 h). Excluded from the audit's threshold dict, which
+    # has held the same keys since 1.0; the rule book lists it.
+    overdose_window_hours: float = Field(
+        default=24.0, gt=0, exclude=True, description="Overdose signs count when recorded "
+        "within this many hours after the bolus.")
     # Label: effect shorter than this -> start the pump at twice the screening dose per day.
     long_effect_hours: float = Field(
         default=8.0, gt=0, description="Effect shorter than this: start the pump at twice "

@@ -2907,6 +2907,41 @@ def candidacy_trap_intolerance_resolved() -> Scenario:
                 "nothing has failed, no card.", [])
 
 
+
+# clinical rules 8.5: overdose signs by code, within 24 h after the bolus
+
+
+@scenario
+def trial_adverse_coded_apnea_condition() -> Scenario:
+    c = trial_chart("trial-adverse-coded-apnea-condition", A_MAR, age=15)
+    t = c.trial(30, 75)
+    c.trial_response(t, "positive", 4)
+    onset = at(c.anchor, c.performed_days(t) + 3 / 24)
+    c.add("conditions", {
+        "resourceType": "Condition", "id": c.new_id("cond"),
+        "clinicalStatus": concept(coding(COND_CLINICAL, "resolved", "Resolved")),
+        "verificationStatus": concept(coding(COND_VERIFICATION, "confirmed", "Confirmed")),
+        "code": bare(SNOMED, "1023001"), "subject": c.subject,
+        "onsetDateTime": onset, "recordedDate": onset})
+    return make(c, "trial", "Positive 75 mcg trial; apnoea 3 h later coded, no words",
+                "15-year-old: positive response to a 75 mcg bolus, but 3 h after it an episode "
+                "of apnoea was charted as a SNOMED CT code only. Overdose sign within 24 h: the "
+                "adverse warning next to the positive card.", [POSITIVE, ADVERSE])
+
+
+@scenario
+def trial_trap_drowsiness_two_days_later() -> Scenario:
+    c = trial_chart("trial-trap-drowsiness-two-days-later", A_JUN, age=33)
+    t = c.trial(72, 50)
+    c.trial_response(t, "positive", 4)
+    c.adverse_event(concept(coding(SNOMED, "271782001", "Drowsy"), text="Excessive drowsiness "
+                            "after a new gabapentin dose"), c.performed_days(t) + 2)
+    return make(c, "trial", "Positive trial; drowsiness two days after the bolus",
+                "33-year-old: positive 50 mcg trial 3 days ago. Drowsiness recorded two days "
+                "after the bolus (a new gabapentin dose), long after a bolus acts (4-8 h): not "
+                "an overdose sign of the trial. Positive card only.", [POSITIVE])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -81,8 +81,12 @@ def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> 
     return "positive" if penn >= t.penn_drop else "negative"
 
 
-def _overdose(chart: ChartIndex, trial: Trial, now: datetime) -> list[Evidence]:
+def _overdose(chart: ChartIndex, trial: Trial, now: datetime, t: TrialSettings
+              ) -> list[Evidence]:
+    """Overdose signs coded (or written) in the overdose-signs value set, recorded within the
+    window after the bolus (clinical rules 8.5)."""
     terms = chart.terms
+    now = min(now, trial.at + timedelta(hours=t.overdose_window_hours))
     found: list[Evidence] = []
     for e in chart.record.adverse_events:
         if (e.actuality or "actual") == "potential" or e.date is None:
@@ -181,7 +185,7 @@ def trial_outcome(chart: ChartIndex, now: datetime, settings: TrialSettings) -> 
         draft.note("trial-dose-unknown")
 
     result = _result(chart, trial, settings, draft)
-    overdose = _overdose(chart, trial, now)
+    overdose = _overdose(chart, trial, now, settings)
     hours_since = (now - trial.at).total_seconds() / 3600.0
     documented = result is not None or hours_since >= settings.undocumented_after_hours
     if not documented and not overdose:
