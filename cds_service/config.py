@@ -62,6 +62,12 @@ class CandidacySettings(BaseModel):
         "long-term intrathecal baclofen (label: at least one year).")
     min_age_years: int = Field(
         default=4, ge=0, description="Youngest age for a candidacy card (label: 4 years).")
+    # Clinical rules 8.5. Excluded from the audit's threshold dict, which has held the same
+    # keys since 1.0; the rule book lists it.
+    trial_recent_months: int = Field(
+        default=12, ge=0, exclude=True, description="A screening trial this recent ends the "
+        "candidacy card; an older one is mentioned on it (a negative trial at the highest "
+        "labeled dose ends it whenever it was).")
 
 
 class TrialSettings(BaseModel):

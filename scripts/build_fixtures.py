@@ -2942,6 +2942,52 @@ def trial_trap_drowsiness_two_days_later() -> Scenario:
                 "an overdose sign of the trial. Positive card only.", [POSITIVE])
 
 
+
+# clinical rules 8.5: which trial on file ends the candidacy card
+
+
+@scenario
+def candidacy_older_trial_mentioned() -> Scenario:
+    c = chart("candidacy-older-trial-mentioned", A_OCT, age=27, gender="male")
+    c.condition("cp", onset_days=-9500)
+    c.oral("baclofen20", 20, 3, status="stopped", reason_code=DROWSY,
+           reason_text="Too drowsy at work")
+    old = c.trial(600 * 24, 50)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Oral baclofen failed; a negative 50 mcg trial 20 months ago",
+                "27-year-old with CP; oral baclofen stopped for drowsiness. A 50 mcg screening "
+                "trial 20 months ago was negative and never repeated at 75 mcg. More than 12 "
+                "months ago and not the final step: the candidacy card comes back and mentions "
+                "the earlier trial.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_negative_100_trial_years_ago() -> Scenario:
+    c = chart("candidacy-trap-negative-100-trial-years-ago", A_JUN, age=44)
+    c.condition("cp", onset_days=-15000)
+    c.oral("baclofen20", 20, 3, status="stopped", reason_code=DROWSY,
+           reason_text="Drowsiness")
+    old = c.trial(3 * 365 * 24, 100)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Negative 100 mcg trial three years ago",
+                "44-year-old with CP whose oral baclofen failed; three years ago a 100 mcg "
+                "screening trial, the highest labeled step, was negative. The label says not "
+                "a candidate, however long ago: no candidacy card.", [])
+
+
+@scenario
+def candidacy_trap_trial_eight_months_ago() -> Scenario:
+    c = chart("candidacy-trap-trial-eight-months-ago", A_MAR, age=36)
+    c.condition("ms", onset_days=-6000)
+    c.oral("baclofen20", 20, 4, status="stopped", reason_text="Weakness")
+    old = c.trial(240 * 24, 50)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Screening trial eight months ago",
+                "36-year-old with MS; oral baclofen stopped for weakness; a negative 50 mcg "
+                "trial eight months ago. A trial within the last 12 months: the ITB team "
+                "already knows her, no candidacy card.", [])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -38,8 +38,10 @@ class Entry(Generic[S]):
 
 
 RULE_ENTRIES: Mapping[str, Entry[Any]] = {
-    "candidacy": Entry(_candidacy.candidacy, lambda s: s.candidacy),
-    "candidacy-on-order": Entry(_candidacy.candidacy_on_order, lambda s: s.candidacy),
+    "candidacy": Entry(_candidacy.candidacy_entry,
+                       lambda s: _candidacy.CandidacySections(s.candidacy, s.trial)),
+    "candidacy-on-order": Entry(_candidacy.candidacy_on_order_entry,
+                                lambda s: _candidacy.CandidacySections(s.candidacy, s.trial)),
     "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial),
     "refill": Entry(_refill.refill, lambda s: s.refill),
     "battery": Entry(_battery.battery, lambda s: s.battery),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from cds_service.config import CandidacySettings
+from cds_service.config import CandidacySettings, TrialSettings
 from cds_service.fhir.record import MedicationFact
 from cds_service.rules.chart import (
     MatchedCondition,
@@ -35,6 +36,8 @@ from cds_service.rules.oral_failure import (
     candidacy_agent,
     failed_agents,
 )
+from cds_service.rules.trial_events import Trial, trials_on_file
+from cds_service.rules.trial_scores import recorded_response
 
 RULE_ID = "itb-candidacy"
 RULE_VERSION = "1.0.0"
@@ -46,6 +49,7 @@ NOTES = (
     "age-unknown",
     "draft-above-maximum",
     "draft-included",
+    "older-trial",
 )
 
 _OPEN_REQUEST = frozenset({"active", "draft", "on-hold"})
@@ -68,13 +72,42 @@ def _baclofen_allergy(chart: ChartIndex) -> Evidence | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CandidacySections:
+    """What candidacy reads: its own settings, and the trial's (which trial on file ends it)."""
+
+    candidacy: CandidacySettings
+    trial: TrialSettings
+
+
 def _already_on_pathway(chart: ChartIndex) -> bool:
-    """An open ITB evaluation request or a trial on file: the trial rule takes over."""
+    """An open ITB evaluation request, or a trial with no date: the trial rule takes over."""
     for s in chart.record.service_requests:
         if (s.status or "").lower() in _OPEN_REQUEST and chart.terms.match(
                 "itb-evaluation-request", s.code) is not None:
             return True
-    return bool(chart.trial_procedures) or bool(chart.itb_given)
+    return any(t.fact.performed is None for t in chart.trial_procedures) or any(
+        m.effective.start is None for m in chart.itb_given)
+
+
+def _trial_on_file(chart: ChartIndex, now: datetime, c: CandidacySettings, t: TrialSettings
+                   ) -> tuple[bool, Trial | None]:
+    """Clinical rules 8.5: (whether a trial on file ends the card, the older trial to mention).
+    A trial in the recent months ends it; so does a negative one at the highest labeled dose,
+    whenever it was (the label: not a candidate); an older one is mentioned."""
+    recent_from = add_months(now, -c.trial_recent_months)
+    older: Trial | None = None
+    for trial in trials_on_file(chart, now, t):
+        if trial.at >= recent_from or _negative_at_top(chart, trial, t):
+            return True, None
+        older = older or trial
+    return False, older
+
+
+def _negative_at_top(chart: ChartIndex, trial: Trial, t: TrialSettings) -> bool:
+    response = recorded_response(chart, trial, t)
+    return (trial.dose_mcg is not None and trial.dose_mcg >= max(t.labeled_steps_mcg)
+            and response is not None and response[0] in ("negative", "equivocal"))
 
 
 def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: ChartIndex
@@ -190,13 +223,17 @@ def _defer(draft: Draft, recent_tbi: list[MatchedCondition], settings: Candidacy
                 source=source(SourceKind.SETTING, "candidacy.tbi_wait_months"))
 
 
-def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> list[Finding]:
+def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings,
+              trial_settings: TrialSettings | None = None) -> list[Finding]:
     if not chart.origin and not chart.dystonia:
         return []
     age = patient_age(chart.record, now)
     if age is not None and age < settings.min_age_years:
         return []
     if chart.pump_history or _already_on_pathway(chart):
+        return []
+    ended, older_trial = _trial_on_file(chart, now, settings, trial_settings or TrialSettings())
+    if ended:
         return []
 
     agents = failed_agents(chart, age)
@@ -206,6 +243,10 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
 
     draft = Draft(RULE_ID, RULE_VERSION)
     _describe_failures(draft, chart, failed, age)
+    if older_trial is not None:
+        draft.note("older-trial")
+        draft.count("earlierTrialDate", iso_date(older_trial.at), source=older_trial.refs[0])
+        draft.see(*older_trial.evidence)
     outcome, tier, suggest = _modifiers(draft, chart, now, settings)
     drafts = _draft_agents(chart)
     if drafts:
@@ -222,9 +263,19 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
     return [draft.finding(outcome, tier, reason_refs=reason_refs, suggest=suggest)]
 
 
-def candidacy_on_order(chart: ChartIndex, now: datetime, settings: CandidacySettings
-                       ) -> list[Finding]:
+def candidacy_on_order(chart: ChartIndex, now: datetime, settings: CandidacySettings,
+                       trial_settings: TrialSettings | None = None) -> list[Finding]:
     """order-select / order-sign: only when a draft order is an oral antispasticity agent."""
     if not _draft_agents(chart):
         return []
-    return candidacy(chart, now, settings)
+    return candidacy(chart, now, settings, trial_settings)
+
+
+def candidacy_entry(chart: ChartIndex, now: datetime, settings: CandidacySections
+                    ) -> list[Finding]:
+    return candidacy(chart, now, settings.candidacy, settings.trial)
+
+
+def candidacy_on_order_entry(chart: ChartIndex, now: datetime, settings: CandidacySections
+                             ) -> list[Finding]:
+    return candidacy_on_order(chart, now, settings.candidacy, settings.trial)

@@ -4,7 +4,7 @@ completed trial procedure or intrathecal baclofen bolus in the look-back, and it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cds_service.config import TrialSettings
 from cds_service.fhir.record import MedicationFact, ProcedureFact, Quantity
@@ -65,8 +65,9 @@ def _bolus_dose(m: MedicationFact, terms: Terminology) -> tuple[float | None, st
     return None, None
 
 
-def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_Event]:
-    since = now - timedelta(days=settings.lookback_days)
+def _events(chart: ChartIndex, now: datetime, settings: TrialSettings,
+            since: datetime | None = None) -> list[_Event]:
+    since = since or now - timedelta(days=settings.lookback_days)
     units = chart.terms.units
     events: list[_Event] = []
     for trial in chart.trial_procedures:
@@ -93,8 +94,23 @@ def latest_trial(chart: ChartIndex, now: datetime, settings: TrialSettings) -> T
     """The latest trial in the look-back; what was charted within settings.same_trial_hours
     of it (the procedure and its bolus) is the same trial."""
     events = _events(chart, now, settings)
-    if not events:
-        return None
+    return _trial_of(events, settings) if events else None
+
+
+def trials_on_file(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[Trial]:
+    """Every dated trial charted up to now, whatever its age, latest first (clinical rules
+    8.5: candidacy weighs them all)."""
+    events = _events(chart, now, settings, since=datetime.min.replace(tzinfo=UTC))
+    trials: list[Trial] = []
+    while events:
+        trial = _trial_of(events, settings)
+        trials.append(trial)
+        events = [e for e in events if e.at < trial.at]
+    return trials
+
+
+def _trial_of(events: list[_Event], settings: TrialSettings) -> Trial:
+    """The trial of the latest event: what was charted close before it is the same trial."""
     last_at = events[-1].at
     same = [e for e in events if last_at - e.at <= timedelta(hours=settings.same_trial_hours)]
     # An administration's own dose beats a dose read from a procedure note.
