@@ -2988,6 +2988,46 @@ def candidacy_trap_trial_eight_months_ago() -> Scenario:
                 "already knows her, no candidacy card.", [])
 
 
+
+# clinical rules 8.4: as-needed doses are left out of the total; scheduled lines still count
+
+
+def with_prn_line(res: Json, mg: float, per_day_max: int) -> Json:
+    res["dosageInstruction"].append({
+        "text": f"{mg:g} mg by mouth as needed for spasms, up to {per_day_max} times a day",
+        "route": ORAL_ROUTE, "asNeededBoolean": True,
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+        "maxDosePerPeriod": {"numerator": qty(mg * per_day_max, "mg"),
+                             "denominator": qty(1, "d", "d")},
+        "doseAndRate": [{"doseQuantity": qty(mg, "mg")}]})
+    return res
+
+
+@scenario
+def candidacy_scheduled_at_maximum_plus_as_needed() -> Scenario:
+    c = chart("candidacy-scheduled-at-maximum-plus-as-needed", A_JUN, age=48)
+    c.condition("ms", onset_days=-7000)
+    with_prn_line(oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 4,
+                               text="20 mg four times a day"), 10, 2)
+    return make(c, "candidacy", "Baclofen 20 mg QID scheduled, plus 10 mg as needed",
+                "48-year-old with MS, still spastic on baclofen 20 mg QID (80 mg/day, the adult "
+                "maximum) with an extra 10 mg as needed on the same order. The scheduled doses "
+                "alone reach the maximum; the as-needed line is left out and said so.",
+                [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_as_needed_not_counted() -> Scenario:
+    c = chart("candidacy-trap-as-needed-not-counted", A_OCT, age=39)
+    c.condition("cp", onset_days=-13000)
+    with_prn_line(oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 3,
+                               text="20 mg three times a day"), 20, 1)
+    return make(c, "candidacy", "Baclofen 20 mg TID plus 20 mg as needed",
+                "39-year-old with CP on baclofen 20 mg TID (60 mg/day) with 20 mg as needed "
+                "once a day. As-needed doses do not count towards the maximum: 60 mg/day, no "
+                "failure, no card.", [])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -50,6 +50,7 @@ NOTES = (
     "draft-above-maximum",
     "draft-included",
     "older-trial",
+    "as-needed-left-out",
 )
 
 _OPEN_REQUEST = frozenset({"active", "draft", "on-hold"})
@@ -189,6 +190,8 @@ def _describe_failures(draft: Draft, chart: ChartIndex, failed: list[Agent], age
         if a.max_mg is not None:
             draft.count(f"{a.name}MaxDailyDoseMg", a.max_mg, "mg/day",
                         source(SourceKind.TABLE, "oral-max-doses"))
+    if any(a.as_needed_left_out for a in failed):
+        draft.note("as-needed-left-out")
     if not chart.origin:
         draft.note("off-label-dystonia")
     spinal = [c for c in chart.origin if c.match.group == "spinal"]

@@ -4,7 +4,7 @@ adverse event on file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cds_service.fhir.record import Concept, MedicationFact
 from cds_service.rules.chart import (
@@ -40,6 +40,7 @@ class Agent:
     max_mg: float | None = None
     top_daily_mg: float | None = None
     uncomputable: list[MedicationFact] = field(default_factory=list)
+    as_needed_left_out: bool = False
 
     def fail(self, evidence: Evidence) -> None:
         """The first failure found is the one the card shows."""
@@ -136,8 +137,14 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
             # One dose given is evidence of that dose, not a regimen: it has no frequency
             # to ask for and no daily dose to judge (clinical rules 8.3).
             continue
-        if any(d.as_needed for d in m.dosages):
-            continue  # an as-needed ceiling is not a dose taken
+        scheduled = tuple(d for d in m.dosages if not d.as_needed)
+        if len(scheduled) < len(m.dosages):
+            # Clinical rules 8.4: as-needed doses are left out of the total, and noted; the
+            # scheduled lines of the same order still count.
+            agent.as_needed_left_out = True
+            if not scheduled:
+                continue
+            m = replace(m, dosages=scheduled)
         decided = _daily(agent, m, terms)
         if decided is None:
             agent.uncomputable.append(m)
