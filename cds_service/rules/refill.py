@@ -23,7 +23,12 @@ from cds_service.rules.finding import (
 )
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import Pump, pump_evidence, refill_booking_matches
-from cds_service.rules.strength import PER_ML, strength_of
+from cds_service.rules.strength import (
+    PER_ML,
+    charted_volume_ml,
+    concentration_mcg_per_ml,
+    strength_of,
+)
 from cds_service.terminology import Units
 
 RULE_ID = "itb-refill"
@@ -237,13 +242,14 @@ def _near(o: ObservationFact, last: _LastFill, settings: RefillSettings) -> bool
 
 def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSettings,
             draft: Draft) -> float | None:
+    units = chart.terms.units
     near = [o for o in chart.observations("pump-reservoir-volume")
-            if _near(o, last, settings) and quantity_of(o) is not None]
-    q = quantity_of(near[-1]) if near else None
-    if near and q is not None and q.value is not None and q.value > 0:
+            if _near(o, last, settings) and charted_volume_ml(quantity_of(o), units)]
+    volume = charted_volume_ml(quantity_of(near[-1]), units) if near else None
+    if near and volume is not None and volume > 0:
         draft.see(_observed(EvidenceLabel.RESERVOIR_VOLUME, near[-1]))
-        draft.count("volumeMl", q.value, "mL", near[-1].ref)
-        return q.value
+        draft.count("volumeMl", volume, "mL", near[-1].ref)
+        return volume
     if pump.model is not None and pump.model.reservoir_ml:
         draft.note("volume-from-model")
         draft.count("volumeMl", pump.model.reservoir_ml, "mL",
@@ -261,13 +267,7 @@ def _observed(what: EvidenceLabel, o: ObservationFact) -> Evidence:
 
 
 def _quantity_mcg_per_ml(o: ObservationFact, units: Units) -> float | None:
-    q = quantity_of(o)
-    if q is None or q.value is None:
-        return None
-    # No unit: the local code's unit, mcg/mL.
-    factor = units.concentration_mcg_per_ml.get(
-        (q.code or q.unit or "mcg/mL").replace(" ", "").lower())
-    return None if factor is None else q.value * factor
+    return concentration_mcg_per_ml(quantity_of(o), units)
 
 
 def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: RefillSettings,

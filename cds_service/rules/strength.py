@@ -76,6 +76,29 @@ def volume_ml(q: Quantity | None, units: Units) -> float | None:
     return None
 
 
+def charted_volume_ml(q: Quantity | None, units: Units) -> float | None:
+    """A volume the pump programmer records (the local code's unit, mL, when none is given)."""
+    if q is None or q.value is None:
+        return None
+    return q.value if not (q.code or q.unit) else volume_ml(q, units)
+
+
+def concentration_mcg_per_ml(q: Quantity | None, units: Units) -> float | None:
+    """A pump concentration; without a unit, the local code's unit (mcg/mL)."""
+    if q is None or q.value is None:
+        return None
+    factor = units.concentration_mcg_per_ml.get(
+        (q.code or q.unit or "mcg/mL").replace(" ", "").lower())
+    return None if factor is None else q.value * factor
+
+
+def duration_hours(q: Quantity | None, units: Units) -> float | None:
+    """An effect duration in hours: the local code's unit unless it says minutes."""
+    if q is None or q.value is None:
+        return None
+    return q.value / units.per_hour.get((q.code or q.unit or "h").lower(), 1.0)
+
+
 def _mass_unit(q: Quantity | None) -> str:
     raw = ((q.code or q.unit) if q is not None else None) or "mg"
     return "mg" if raw.strip().lower() in ("mg", "milligram", "milligrams", "g") else "mcg"
