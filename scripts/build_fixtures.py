@@ -3028,6 +3028,23 @@ def candidacy_trap_as_needed_not_counted() -> Scenario:
                 "failure, no card.", [])
 
 
+
+# clinical rules 8.1: only final, amended, corrected and preliminary observations count
+
+
+@scenario
+def trial_registered_response_is_not_an_outcome() -> Scenario:
+    c = trial_chart("trial-registered-response-is-not-an-outcome", A_JAN, age=23)
+    t = c.trial(30, 50)
+    response = c.trial_response(t, "positive")
+    response["status"] = "registered"
+    return make(c, "trial", "Trial response entered as 'registered', never finalised",
+                "23-year-old: a 50 mcg bolus 30 h ago; the response form was started (status "
+                "registered: no result given yet) and never completed. No documented outcome: "
+                "the warning asks for it.", [card("itb-trial-outcome", "undocumented",
+                                                  "warning")])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -49,8 +49,14 @@ def allergy_counts(a: AllergyFact) -> bool:
     ).lower() != "entered-in-error"
 
 
+# Clinical rules 8.1: these count; entered-in-error and cancelled never do, nor does a
+# result not yet given (registered) or of unknown status.
+COUNTED_OBSERVATION = frozenset({"final", "amended", "corrected", "preliminary"})
+
+
 def observation_counts(o: ObservationFact) -> bool:
-    return (o.status or "").lower() not in VOID_OBSERVATION
+    status = (o.status or "").lower()
+    return status not in VOID_OBSERVATION and status in COUNTED_OBSERVATION
 
 
 def patient_age(record: PatientRecord, now: datetime) -> int | None:
