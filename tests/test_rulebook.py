@@ -103,7 +103,7 @@ def test_it_names_every_setting_with_its_value_and_every_service(book: str,
                                  text), f"{rule}: {section}.{name}"
     # Every rule section's settings belong to some rule.
     named = {s for rule in RULES for s in sources.rule_settings(rule)}
-    assert named == {"candidacy", "trial", "refill", "battery"}
+    assert named == {"candidacy", "trial", "refill", "battery", "booking"}
     for service in SERVICES:
         assert f"| `{service.id}` | {service.hook} |" in book
 
