@@ -3045,6 +3045,36 @@ def trial_registered_response_is_not_an_outcome() -> Scenario:
                                                   "warning")])
 
 
+
+# class 2 on the order hooks: a draft order written in mL of an oral solution
+
+
+@scenario
+def candidacy_order_sign_child_solution_ml_above_maximum() -> Scenario:
+    c = chart("candidacy-order-sign-child-solution-ml-above-maximum", A_OCT, age=10)
+    c.condition("cp", onset_days=-3500)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(10, "mL"), 3, contained=dict(sol), text="10 mL three times a day")
+    draft: Json = {
+        "resourceType": "MedicationRequest", "id": c.new_id("draft"), "status": "draft",
+        "intent": "order", "category": [concept(coding(MED_CATEGORY, "outpatient",
+                                                        "Outpatient"))],
+        "contained": [sol], "medicationReference": {"reference": "#med-1"},
+        "subject": c.subject, "authoredOn": at(c.anchor, 0),
+        "dosageInstruction": [{"text": "20 mL four times a day", "route": ORAL_ROUTE,
+                               "timing": {"repeat": {"frequency": 4, "period": 1,
+                                                     "periodUnit": "d"}},
+                               "doseAndRate": [{"doseQuantity": qty(20, "mL", "mL")}]}]}
+    c.drafts.append(draft)
+    return make(c, "candidacy", "Order-sign: child's oral solution raised to 20 mL QID",
+                "10-year-old with CP on baclofen oral solution 5 mg/5 mL, 10 mL TID (30 mg/day). "
+                "The draft being signed is 20 mL QID = 80 mg/day, above the 60 mg maximum for "
+                "ages 8-11: the draft is the current therapy at (above) the maximum, so the "
+                "candidacy card appears as a warning that the dose is too high.",
+                [CANDIDATE_ABOVE_MAXIMUM], service="itb-order-sign")
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")
