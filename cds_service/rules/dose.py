@@ -113,8 +113,10 @@ def total_mcg_per_day(dosages: Iterable[Dosage], units: Units,
 
 def daily_dose_mcg(fact: MedicationFact, terms: Terminology) -> float | None:
     """The order's daily dose; a dose in mL or tablets is converted with the product
-    strength (strength.strength_of: the one path, clinical rules 8.3)."""
-    return total_mcg_per_day(fact.dosages, terms.units, strength_of(fact, terms))
+    strength (strength.strength_of: the one path, clinical rules 8.3); as-needed lines are
+    not a dose taken and are left out (8.4)."""
+    scheduled = [d for d in fact.dosages if not d.as_needed]
+    return total_mcg_per_day(scheduled, terms.units, strength_of(fact, terms))
 
 
 def daily_dose_mg(fact: MedicationFact, terms: Terminology) -> float | None:

@@ -115,3 +115,13 @@ def test_the_product_strength_table_converts_tablets_charted_by_code_only() -> N
 def test_a_volume_without_a_strength_in_ml_is_not_guessed() -> None:
     fact = _fact("baclofen", Quantity(10, "mL", "mL"), 3, "active", "10 mg tablet", None)
     assert daily_dose_mg(fact, TERMS) is None
+
+
+def test_as_needed_lines_are_left_out_of_the_daily_dose() -> None:
+    """Clinical rules 8.4: '20 mg QID + 20 mg as needed' is 80 mg/day, on any hook."""
+    scheduled, _, _ = _three_ways("baclofen", 20, 4, "active", 1, 1, 1)
+    prn = Dosage(route=ORAL, dose=Quantity(20, "mg", "mg"), as_needed=True,
+                 timing=Timing(frequency=1, period=1, period_unit="d"))
+    both = MedicationFact(scheduled.ref, scheduled.kind, scheduled.status,
+                          scheduled.medication, dosages=(*scheduled.dosages, prn))
+    assert daily_dose_mg(both, TERMS) == 80
