@@ -3075,6 +3075,25 @@ def candidacy_order_sign_child_solution_ml_above_maximum() -> Scenario:
                 [CANDIDATE_ABOVE_MAXIMUM], service="itb-order-sign")
 
 
+
+@scenario
+def trial_adverse_coded_observation() -> Scenario:
+    c = trial_chart("trial-adverse-coded-observation", A_OCT, age=41)
+    t = c.trial(28, 50)
+    c.trial_response(t, "positive", 4)
+    c.add("observations", {
+        "resourceType": "Observation", "id": c.new_id("obs"), "status": "final",
+        "category": [concept(coding(OBS_CATEGORY, "exam", "Exam"))],
+        "code": bare(SNOMED, "80954004"), "subject": c.subject,
+        "effectiveDateTime": at(c.anchor, c.performed_days(t) + 2 / 24),
+        "valueBoolean": True})
+    return make(c, "trial", "Positive trial; respiratory depression charted as an Observation",
+                "41-year-old: positive response to a 50 mcg bolus, but the nurse's flowsheet "
+                "recorded respiratory depression 2 h after it (an Observation coded in SNOMED "
+                "CT, no words). Overdose sign within 24 h: the adverse warning as well.",
+                [POSITIVE, ADVERSE])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from cds_service.config import TrialSettings
-from cds_service.rules.chart import VOID_VERIFICATION, label, quantity_of, when
+from cds_service.rules.chart import (
+    VOID_VERIFICATION,
+    label,
+    observation_counts,
+    quantity_of,
+    when,
+)
 from cds_service.rules.dates import iso_date, iso_instant
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
@@ -101,6 +107,13 @@ def _overdose(chart: ChartIndex, trial: Trial, now: datetime, t: TrialSettings
         if trial.at <= at <= now and terms.match("overdose-signs", c.code):
             found.append(Evidence(EvidenceLabel.OVERDOSE_CONDITION, reference=c.ref,
                                   date=when(at), words=words(name=label(c.code, "", terms))))
+    for o in chart.record.observations:
+        # An Observation is a sign by its code (a vital sign's value is not judged here).
+        if (o.effective is not None and observation_counts(o) and trial.at <= o.effective
+                <= now and terms.match_code("overdose-signs", o.code)):
+            found.append(Evidence(EvidenceLabel.OVERDOSE_OBSERVATION, reference=o.ref,
+                                  date=when(o.effective),
+                                  words=words(name=label(o.code, "", terms))))
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +44,10 @@ OBSERVATION_CODES: tuple[str, ...] = (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+
+# Observations coded in these value sets are read too (clinical rules 8.5: an overdose sign
+# charted as an Observation), so the prefetch query asks for their codes.
+OBSERVED_VALUE_SETS: tuple[str, ...] = ("overdose-signs",)
 
 
 # libyaml's loader when PyYAML was built with it: the pure-Python one dominated cold start.
@@ -206,6 +211,9 @@ class Terminology:
                         return True
                     if (self.systems.canonical(system), code) in self._observation_codes:
                         return True
+                    if any(self._value_sets[name].match_coding(system, code) is not None
+                           for name in OBSERVED_VALUE_SETS):
+                        return True
         return False
 
     def observation_codes(self) -> tuple[tuple[str, str], ...]:
@@ -273,3 +281,14 @@ def _codesystem_version(path: Path) -> str:
     if not isinstance(version, str):
         raise TerminologyError(f"{path.name}: no version")
     return version
+
+
+@lru_cache(maxsize=4)
+def observed_value_set_codes(data_dir: Path = DATA_DIR) -> tuple[tuple[str, str], ...]:
+    """(system URI, code) of every exact code of OBSERVED_VALUE_SETS, for the prefetch query."""
+    systems = _read(data_dir / "systems.yaml", SystemsFile).systems
+    pairs: list[tuple[str, str]] = []
+    for name in OBSERVED_VALUE_SETS:
+        spec = _read(data_dir / "valuesets" / f"{name}.yaml", ValueSetFile)
+        pairs += [(systems[c.system].uri, c.code) for c in spec.codes if not c.prefix]
+    return tuple(dict.fromkeys(pairs))
