@@ -123,6 +123,20 @@ def rulebook(
         typer.echo(f"wrote {path}")
 
 
+terminology_app = typer.Typer(no_args_is_help=True, help="Value sets and tables.")
+app.add_typer(terminology_app, name="terminology")
+
+
+@terminology_app.command("report")
+def terminology_report() -> None:
+    """Per value set: codes per system, unverified codes, keywords that are the only path to
+    their concept."""
+    from cds_service.terminology import Terminology
+    from cds_service.terminology.coverage import coverage, render
+
+    typer.echo(render(coverage(Terminology.load(_settings()))), nl=False)
+
+
 def _instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)

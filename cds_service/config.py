@@ -62,6 +62,12 @@ class CandidacySettings(BaseModel):
         "long-term intrathecal baclofen (label: at least one year).")
     min_age_years: int = Field(
         default=4, ge=0, description="Youngest age for a candidacy card (label: 4 years).")
+    # Rule book: itb-candidacy, decisions. Recorded under the audit thresholds' "reading"
+    # (the candidacy section's keys are as recorded since 1.0).
+    trial_recent_months: int = Field(
+        default=12, ge=0, exclude=True, description="A screening trial this recent ends the "
+        "candidacy card; an older one is mentioned on it (a negative trial at the highest "
+        "labeled dose ends it whenever it was).")
 
 
 class TrialSettings(BaseModel):
@@ -95,6 +101,12 @@ class TrialSettings(BaseModel):
     effect_record_window_hours: float = Field(
         default=48.0, gt=0, description="A recorded effect duration counts within this many "
         "hours after the bolus.")
+    # Overdose signs recorded within this window after the bolus belong to the trial (its
+    # effect lasts 4-8 h; rule book: itb-trial-outcome, decisions). Recorded under the audit
+    # thresholds' "reading" (the trial section's keys are as recorded since 1.0).
+    overdose_window_hours: float = Field(
+        default=24.0, gt=0, exclude=True, description="Overdose signs count when recorded "
+        "within this many hours after the bolus.")
     # Label: effect shorter than this -> start the pump at twice the screening dose per day.
     long_effect_hours: float = Field(
         default=8.0, gt=0, description="Effect shorter than this: start the pump at twice "
@@ -337,5 +349,7 @@ class Settings(BaseSettings):
                 "trial.same_trial_hours": self.trial.same_trial_hours,
                 "trial.bare_dose_max_mcg": self.trial.bare_dose_max_mcg,
                 "refill.same_visit_days": self.refill.same_visit_days,
+                "candidacy.trial_recent_months": self.candidacy.trial_recent_months,
+                "trial.overdose_window_hours": self.trial.overdose_window_hours,
             },
         }

@@ -2592,6 +2592,522 @@ def booking_replacement_after_eos() -> Scenario:
                 [booking_card("itb-battery", "booked-after-eos", "critical")], service=BOOK)
 
 
+
+# ----- rule set 1.1: charts as real EHRs code them
+# Written from the contract (section 8) as a clinician expects the answer, not from the code.
+
+MR_STATUS_REASON = "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason"
+SNOMED_OID = "urn:oid:2.16.840.1.113883.6.96"
+INPATIENT = concept(coding(MED_CATEGORY, "inpatient", "Inpatient"))
+
+
+def bare(system: str, code: str) -> Json:
+    """A coded reason with neither display nor text, as many EHR interfaces send it."""
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def oral_medication(mid: str, rxnorm: str | None, text: str | None, form: str,
+                    mg: float, per_value: float, per_unit: str) -> Json:
+    """A Medication with its ingredient strength ("5 mg per 5 mL", "10 mg per 1 tablet")."""
+    res: Json = {"resourceType": "Medication", "id": mid, "form": concept(text=form),
+                 "ingredient": [{"itemCodeableConcept": concept(
+                     coding(RXNORM, "1292", "baclofen"), text="baclofen"),
+                     "isActive": True,
+                     "strength": {"numerator": qty(mg, "mg"),
+                                  "denominator": qty(per_value, per_unit)}}]}
+    if rxnorm or text:
+        res["code"] = {"coding": [{"system": RXNORM, "code": rxnorm}]} if rxnorm else {}
+        if text:
+            res["code"]["text"] = text
+    return res
+
+
+def oral_request(c: Chart, medication: Json, dose: Json | None, per_day: int | None,
+                 status: str = "active", reason: Json | None = None, text: str = "",
+                 category: Json | None = None, contained: Json | None = None) -> Json:
+    """An oral MedicationRequest in an EHR's shape: the medication as a concept, or a
+    reference to a contained Medication (``contained``)."""
+    dosage: Json = {"text": text or "by mouth", "route": ORAL_ROUTE}
+    if per_day is not None:
+        dosage["timing"] = {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}
+    if dose is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": dose}]
+    res: Json = {"resourceType": "MedicationRequest", "id": c.new_id("mr"), "status": status,
+                 "intent": "order", "category": [category or concept(
+                     coding(MED_CATEGORY, "outpatient", "Outpatient"))],
+                 "subject": c.subject, "authoredOn": at(c.anchor, -300),
+                 "dosageInstruction": [dosage]}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication
+    if reason is not None:
+        res["statusReason"] = reason
+    return c.add("medicationRequests", res)
+
+
+def oral_given(c: Chart, days: float, dose: Json, medication: Json | None = None,
+               contained: Json | None = None) -> Json:
+    """One inpatient dose given (MedicationAdministration): no timing, one dose."""
+    res: Json = {"resourceType": "MedicationAdministration", "id": c.new_id("ma"),
+                 "status": "completed", "subject": c.subject,
+                 "effectiveDateTime": at(c.anchor, days),
+                 "dosage": {"route": ORAL_ROUTE, "dose": dose}}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication or ORAL_DRUGS["baclofen10"]
+    return c.add("medicationAdministrations", res)
+
+
+# class 1: coded reasons
+
+
+@scenario
+def candidacy_coded_reason_hl7_suspected_intolerance() -> Scenario:
+    c = chart("candidacy-coded-reason-hl7-suspected-intolerance", A_JUN, age=34)
+    c.condition("cp", onset_days=-9000)
+    oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 3, status="stopped",
+                 reason=bare(MR_STATUS_REASON, "sintol"), text="20 mg three times a day")
+    return make(c, "candidacy", "Baclofen stopped, reason only the HL7 code 'suspected "
+                "intolerance'",
+                "34-year-old with spastic CP. The EHR stopped oral baclofen 20 mg TID with the "
+                "HL7 status reason 'sintol' (suspected intolerance) and no words at all. An "
+                "intolerance is a failed agent: candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_reason_snomed_lack_of_drug_action() -> Scenario:
+    c = chart("candidacy-coded-reason-snomed-lack-of-drug-action", A_MAR, age=28,
+              gender="male")
+    c.condition("cp", onset_days=-9000)
+    oral_request(c, ORAL_DRUGS["tizanidine"], qty(8, "mg"), 3, status="stopped",
+                 reason=concept(coding(SNOMED, "58848006", "Lack of drug action")),
+                 text="8 mg three times a day")
+    return make(c, "candidacy", "Tizanidine stopped for 'Lack of drug action' (SNOMED CT)",
+                "28-year-old with CP. Tizanidine 8 mg TID was stopped with the SNOMED CT "
+                "finding 'Lack of drug action': documented as ineffective, a failed agent "
+                "(cerebral origin: no oral-baclofen requirement).", [CANDIDATE])
+
+
+@scenario
+def candidacy_statement_coded_absent_response() -> Scenario:
+    c = chart("candidacy-statement-coded-absent-response", A_OCT, age=62)
+    c.condition("spasticity", onset_days=-4000)
+    med = oral_medication("med-1", "197391", None, "Tablet", 10, 1, "{tbl}")
+    c.add("medicationStatements", {
+        "resourceType": "MedicationStatement", "id": c.new_id("ms"), "status": "stopped",
+        "contained": [med], "medicationReference": {"reference": "#med-1"},
+        "subject": c.subject, "dateAsserted": at(c.anchor, -60),
+        "effectivePeriod": {"start": at(c.anchor, -400), "end": at(c.anchor, -60)},
+        "statusReason": [bare(SNOMED_OID, "266721009")],
+        "dosage": [{"text": "10 mg three times a day", "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}},
+                    "doseAndRate": [{"doseQuantity": qty(10, "mg")}]}]})
+    return make(c, "candidacy", "Outside record: baclofen stopped, 'absent response' by code",
+                "62-year-old with spasticity. A MedicationStatement from an outside record "
+                "(contained Medication, SNOMED CT written as its OID) says oral baclofen was "
+                "stopped for absent response to treatment, by code only. A failed agent.",
+                [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_dizziness_contained_medication() -> Scenario:
+    c = chart("candidacy-coded-dizziness-contained-medication", A_JAN, age=47)
+    c.condition("cp", onset_days=-12000)
+    med = oral_medication("med-1", "197391", "Baclofen 10 mg tablet", "Tablet", 10, 1,
+                          "{tbl}")
+    oral_request(c, {}, qty(10, "mg"), 3, status="stopped", contained=med,
+                 reason=bare(SNOMED, "404640003"), text="10 mg three times a day")
+    return make(c, "candidacy", "Epic-style order: baclofen stopped for dizziness, code only",
+                "47-year-old with CP. Oral baclofen (a contained Medication) was discontinued "
+                "with the SNOMED CT code for dizziness and nothing written. Dizziness is a side "
+                "effect: a failed agent.", [CANDIDATE])
+
+
+@scenario
+def candidacy_coded_weakness_tizanidine_on_hold() -> Scenario:
+    c = chart("candidacy-coded-weakness-tizanidine-on-hold", A_JUN, age=19)
+    c.condition("cp", onset_days=-6500)
+    oral_request(c, ORAL_DRUGS["tizanidine"], qty(4, "mg"), 3, status="on-hold",
+                 reason=bare(SNOMED, "26544005"), text="4 mg three times a day")
+    return make(c, "candidacy", "Tizanidine on hold, reason the code for muscle weakness",
+                "19-year-old with CP. Tizanidine 4 mg TID is on hold with the SNOMED CT code "
+                "for muscle weakness only: an adverse effect, a failed agent.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_coded_reason_alternative_choice() -> Scenario:
+    c = chart("candidacy-trap-coded-reason-alternative-choice", A_OCT, age=38)
+    c.condition("cp", onset_days=-12000)
+    oral_request(c, ORAL_DRUGS["baclofen10"], qty(10, "mg"), 3, status="stopped",
+                 reason=concept(coding(MR_STATUS_REASON, "altchoice",
+                                       "Try another treatment first")),
+                 text="10 mg three times a day")
+    c.oral("tizanidine", 4, 3, start_days=-40)
+    return make(c, "candidacy", "Baclofen stopped to try another treatment first",
+                "38-year-old with CP. Low-dose baclofen was stopped with the HL7 reason 'try "
+                "another treatment first' and tizanidine 4 mg TID started: neither failed. No "
+                "card.", [])
+
+
+# class 3: one dose given is not a regimen
+
+
+@scenario
+def candidacy_trap_inpatient_administrations() -> Scenario:
+    c = chart("candidacy-trap-inpatient-administrations", A_JUN, age=52)
+    c.condition("cp", onset_days=-15000)
+    oral_request(c, ORAL_DRUGS["baclofen10"], qty(10, "mg"), 3, category=INPATIENT,
+                 text="10 mg three times a day")
+    for hours in (-26, -18, -10, -2):
+        oral_given(c, hours / 24, qty(10, "mg"))
+    return make(c, "candidacy", "Inpatient: baclofen doses given against a 10 mg TID order",
+                "52-year-old with CP admitted to rehab, on baclofen 10 mg TID. The ward charts "
+                "each 10 mg dose given. The order has dose and frequency; the administrations "
+                "are single doses, not regimens: nothing to record, no card.", [])
+
+
+@scenario
+def candidacy_trap_inpatient_solution_administrations() -> Scenario:
+    c = chart("candidacy-trap-inpatient-solution-administrations", A_MAR, age=9,
+              gender="male")
+    c.condition("cp", onset_days=-3000)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(5, "mg"), 3, category=INPATIENT, contained=sol,
+                 text="5 mg three times a day")
+    for hours in (-20, -12, -4):
+        oral_given(c, hours / 24, qty(5, "mL"), contained=dict(sol))
+    return make(c, "candidacy", "Child inpatient: oral solution doses given in mL",
+                "9-year-old with CP on baclofen oral solution 5 mg TID (15 mg/day, far below "
+                "the 60 mg maximum for ages 8-11). Nurses chart each 5 mL given. Single doses "
+                "need no frequency: no card.", [])
+
+
+# class 2: doses charted as a volume or a count
+
+
+@scenario
+def candidacy_child_oral_solution_ml_at_maximum() -> Scenario:
+    c = chart("candidacy-child-oral-solution-ml-at-maximum", A_JUN, age=6)
+    c.condition("cp", onset_days=-2000)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(10, "mL"), 4, contained=sol, text="10 mL four times a day")
+    return make(c, "candidacy", "6-year-old: baclofen oral solution 10 mL QID (40 mg/day)",
+                "6-year-old with CP, still spastic on baclofen oral solution 5 mg/5 mL, 10 mL "
+                "QID: 10 mg a dose, 40 mg/day, the maximum for ages 2-7. A failed agent at "
+                "the maximum: candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_suspension_ml_referenced_statement() -> Scenario:
+    c = chart("candidacy-suspension-ml-referenced-statement", A_OCT, age=50)
+    c.condition("ms", onset_days=-5000)
+    med = oral_medication("med-fleq-1", None, "Baclofen 5 mg/mL oral suspension",
+                          "Oral suspension", 5, 1, "mL")
+    c.include("medicationStatements", med)
+    c.add("medicationStatements", {
+        "resourceType": "MedicationStatement", "id": c.new_id("ms"), "status": "active",
+        "medicationReference": {"reference": "Medication/med-fleq-1"},
+        "subject": c.subject, "dateAsserted": at(c.anchor, -20),
+        "effectivePeriod": {"start": at(c.anchor, -200)},
+        "dosage": [{"text": "4 mL four times a day", "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+                    "doseAndRate": [{"doseQuantity": qty(4, "mL", "mL")}]}]})
+    return make(c, "candidacy", "Reconciled suspension 4 mL QID of 5 mg/mL (80 mg/day)",
+                "50-year-old with MS and leg spasticity; the reconciled home medication is "
+                "baclofen suspension 5 mg/mL, 4 mL QID (a referenced Medication): 80 mg/day, "
+                "the adult maximum, while still spastic. Candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_tablets_counted_rxnorm_only() -> Scenario:
+    c = chart("candidacy-tablets-counted-rxnorm-only", A_MAR, age=45)
+    c.condition("cp", onset_days=-15000)
+    oral_request(c, bare(RXNORM, "197391"), qty(2, "tablet", "{tbl}"), 4,
+                 text="2 tablets four times a day")
+    return make(c, "candidacy", "Baclofen 2 tablets QID, product known only by its RxNorm code",
+                "45-year-old with CP on baclofen 10 mg tablets (RxNorm code only, no name), 2 "
+                "tablets QID: 80 mg/day, the adult maximum. Candidacy card.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_oral_solution_ml_below_maximum() -> Scenario:
+    c = chart("candidacy-trap-oral-solution-ml-below-maximum", A_JAN, age=30)
+    c.condition("cp", onset_days=-10000)
+    sol = oral_medication("med-1", None, "Baclofen 1 mg/mL oral solution", "Oral solution",
+                          1, 1, "mL")
+    oral_request(c, {}, qty(15, "mL"), 3, contained=sol, text="15 mL three times a day")
+    return make(c, "candidacy", "Baclofen oral solution 15 mL TID of 1 mg/mL (45 mg/day)",
+                "30-year-old with CP on baclofen 1 mg/mL oral solution, 15 mL TID = 45 mg/day: "
+                "room to titrate to 80 mg, nothing failed, dose and frequency known. No card.",
+                [])
+
+
+def ml_bolus(c: Chart, hours_ago: float, ml: float, medication: Json | None = None,
+             contained: Json | None = None) -> Json:
+    """A screening bolus charted as mL of the ampoule (no procedure)."""
+    res: Json = {"resourceType": "MedicationAdministration", "id": c.new_id("ma"),
+                 "status": "completed", "subject": c.subject,
+                 "effectiveDateTime": at(c.anchor, -hours_ago / 24),
+                 "dosage": {"route": INTRATHECAL_ROUTE, "text": f"{ml:g} mL intrathecal bolus",
+                            "dose": qty(ml, "mL", "mL")}}
+    if contained is not None:
+        res["contained"] = [contained]
+        res["medicationReference"] = {"reference": f"#{contained['id']}"}
+    else:
+        res["medicationCodeableConcept"] = medication or ITB_DRUGS[50]
+    return c.add("medicationAdministrations", res)
+
+
+@scenario
+def trial_bolus_ml_100mcg_negative_final() -> Scenario:
+    c = trial_chart("trial-bolus-ml-100mcg-negative-final")
+    bolus = ml_bolus(c, 30, 2)
+    c.trial_response(bolus, "negative")
+    return make(c, "trial", "Bolus charted as 2 mL of the 50 mcg/mL ampoule, negative",
+                "19-year-old; the third screening bolus was charted as 2 mL of the 50 mcg/mL "
+                "screening ampoule = 100 mcg, the highest labeled step, and was negative: not a "
+                "candidate per the label.", [FINAL])
+
+
+@scenario
+def trial_bolus_ml_contained_ampoule_next_step() -> Scenario:
+    c = trial_chart("trial-bolus-ml-contained-ampoule-next-step", A_OCT, age=12)
+    amp: Json = {"resourceType": "Medication", "id": "amp-1",
+                 "code": concept(text="Baclofen intrathecal screening ampoule"),
+                 "ingredient": [{"itemCodeableConcept": concept(text="baclofen"),
+                                 "strength": {"numerator": qty(0.05, "mg"),
+                                              "denominator": qty(1, "mL")}}]}
+    bolus = ml_bolus(c, 28, 1.5, contained=amp)
+    c.trial_response(bolus, "negative")
+    return make(c, "trial", "Bolus 1.5 mL of a 0.05 mg/mL ampoule (75 mcg), negative",
+                "12-year-old; a screening bolus charted as 1.5 mL of a contained 0.05 mg/mL "
+                "ampoule (75 mcg) was negative: the next labeled step is 100 mcg, no sooner "
+                "than 24 h later.", [NEXT_STEP])
+
+
+# an inactive or resolved intolerance is not counted
+
+
+@scenario
+def candidacy_trap_intolerance_resolved() -> Scenario:
+    c = chart("candidacy-trap-intolerance-resolved", A_JUN, age=40)
+    c.condition("cp", onset_days=-14000)
+    alg = c.allergy("baclofen10", "intolerance", "low", "Sleepiness")
+    alg["clinicalStatus"] = concept(coding(ALLERGY_CLINICAL, "resolved", "Resolved"))
+    c.oral("baclofen10", 10, 3, start_days=-90)
+    return make(c, "candidacy", "Baclofen intolerance recorded as resolved",
+                "40-year-old with CP back on baclofen 10 mg TID; an old baclofen intolerance "
+                "(sleepiness) is recorded as resolved. A resolved intolerance does not count: "
+                "nothing has failed, no card.", [])
+
+
+
+@scenario
+def candidacy_allergy_record_coded_drowsiness() -> Scenario:
+    c = chart("candidacy-allergy-record-coded-drowsiness", A_MAR, age=52, gender="male")
+    c.condition("cp", onset_days=-18000)
+    alg = c.allergy("tizanidine", "allergy", "low", "")
+    alg["reaction"] = [{"manifestation": [bare(SNOMED, "271782001")], "severity": "moderate"}]
+    c.oral("baclofen10", 10, 3, start_days=-200)
+    return make(c, "candidacy", "Tizanidine filed as an allergy, reaction drowsiness by code",
+                "52-year-old with CP on low-dose baclofen. Tizanidine is on the allergy list as "
+                "an 'allergy' whose only reaction is the SNOMED CT code for drowsiness: a side "
+                "effect filed as an allergy, so tizanidine failed. Candidacy card naming the "
+                "reaction.", [CANDIDATE])
+
+
+# overdose signs by code, within 24 h after the bolus
+
+
+@scenario
+def trial_adverse_coded_apnea_condition() -> Scenario:
+    c = trial_chart("trial-adverse-coded-apnea-condition", A_MAR, age=15)
+    t = c.trial(30, 75)
+    c.trial_response(t, "positive", 4)
+    onset = at(c.anchor, c.performed_days(t) + 3 / 24)
+    c.add("conditions", {
+        "resourceType": "Condition", "id": c.new_id("cond"),
+        "clinicalStatus": concept(coding(COND_CLINICAL, "resolved", "Resolved")),
+        "verificationStatus": concept(coding(COND_VERIFICATION, "confirmed", "Confirmed")),
+        "code": bare(SNOMED, "1023001"), "subject": c.subject,
+        "onsetDateTime": onset, "recordedDate": onset})
+    return make(c, "trial", "Positive 75 mcg trial; apnoea 3 h later coded, no words",
+                "15-year-old: positive response to a 75 mcg bolus, but 3 h after it an episode "
+                "of apnoea was charted as a SNOMED CT code only. Overdose sign within 24 h: the "
+                "adverse warning next to the positive card.", [POSITIVE, ADVERSE])
+
+
+@scenario
+def trial_trap_drowsiness_two_days_later() -> Scenario:
+    c = trial_chart("trial-trap-drowsiness-two-days-later", A_JUN, age=33)
+    t = c.trial(72, 50)
+    c.trial_response(t, "positive", 4)
+    c.adverse_event(concept(coding(SNOMED, "271782001", "Drowsy"), text="Excessive drowsiness "
+                            "after a new gabapentin dose"), c.performed_days(t) + 2)
+    return make(c, "trial", "Positive trial; drowsiness two days after the bolus",
+                "33-year-old: positive 50 mcg trial 3 days ago. Drowsiness recorded two days "
+                "after the bolus (a new gabapentin dose), long after a bolus acts (4-8 h): not "
+                "an overdose sign of the trial. Positive card only.", [POSITIVE])
+
+
+
+# which trial on file ends the candidacy card
+
+
+@scenario
+def candidacy_older_trial_mentioned() -> Scenario:
+    c = chart("candidacy-older-trial-mentioned", A_OCT, age=27, gender="male")
+    c.condition("cp", onset_days=-9500)
+    c.oral("baclofen20", 20, 3, status="stopped", reason_code=DROWSY,
+           reason_text="Too drowsy at work")
+    old = c.trial(600 * 24, 50)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Oral baclofen failed; a negative 50 mcg trial 20 months ago",
+                "27-year-old with CP; oral baclofen stopped for drowsiness. A 50 mcg screening "
+                "trial 20 months ago was negative and never repeated at 75 mcg. More than 12 "
+                "months ago and not the final step: the candidacy card comes back and mentions "
+                "the earlier trial.", [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_negative_100_trial_years_ago() -> Scenario:
+    c = chart("candidacy-trap-negative-100-trial-years-ago", A_JUN, age=44)
+    c.condition("cp", onset_days=-15000)
+    c.oral("baclofen20", 20, 3, status="stopped", reason_code=DROWSY,
+           reason_text="Drowsiness")
+    old = c.trial(3 * 365 * 24, 100)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Negative 100 mcg trial three years ago",
+                "44-year-old with CP whose oral baclofen failed; three years ago a 100 mcg "
+                "screening trial, the highest labeled step, was negative. The label says not "
+                "a candidate, however long ago: no candidacy card.", [])
+
+
+@scenario
+def candidacy_trap_trial_eight_months_ago() -> Scenario:
+    c = chart("candidacy-trap-trial-eight-months-ago", A_MAR, age=36)
+    c.condition("ms", onset_days=-6000)
+    c.oral("baclofen20", 20, 4, status="stopped", reason_text="Weakness")
+    old = c.trial(240 * 24, 50)
+    c.trial_response(old, "negative")
+    return make(c, "candidacy", "Screening trial eight months ago",
+                "36-year-old with MS; oral baclofen stopped for weakness; a negative 50 mcg "
+                "trial eight months ago. A trial within the last 12 months: the ITB team "
+                "already knows her, no candidacy card.", [])
+
+
+
+# as-needed doses are left out of the total; scheduled lines still count
+
+
+def with_prn_line(res: Json, mg: float, per_day_max: int) -> Json:
+    res["dosageInstruction"].append({
+        "text": f"{mg:g} mg by mouth as needed for spasms, up to {per_day_max} times a day",
+        "route": ORAL_ROUTE, "asNeededBoolean": True,
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+        "maxDosePerPeriod": {"numerator": qty(mg * per_day_max, "mg"),
+                             "denominator": qty(1, "d", "d")},
+        "doseAndRate": [{"doseQuantity": qty(mg, "mg")}]})
+    return res
+
+
+@scenario
+def candidacy_scheduled_at_maximum_plus_as_needed() -> Scenario:
+    c = chart("candidacy-scheduled-at-maximum-plus-as-needed", A_JUN, age=48)
+    c.condition("ms", onset_days=-7000)
+    with_prn_line(oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 4,
+                               text="20 mg four times a day"), 10, 2)
+    return make(c, "candidacy", "Baclofen 20 mg QID scheduled, plus 10 mg as needed",
+                "48-year-old with MS, still spastic on baclofen 20 mg QID (80 mg/day, the adult "
+                "maximum) with an extra 10 mg as needed on the same order. The scheduled doses "
+                "alone reach the maximum; the as-needed line is left out and said so.",
+                [CANDIDATE])
+
+
+@scenario
+def candidacy_trap_as_needed_not_counted() -> Scenario:
+    c = chart("candidacy-trap-as-needed-not-counted", A_OCT, age=39)
+    c.condition("cp", onset_days=-13000)
+    with_prn_line(oral_request(c, ORAL_DRUGS["baclofen20"], qty(20, "mg"), 3,
+                               text="20 mg three times a day"), 20, 1)
+    return make(c, "candidacy", "Baclofen 20 mg TID plus 20 mg as needed",
+                "39-year-old with CP on baclofen 20 mg TID (60 mg/day) with 20 mg as needed "
+                "once a day. As-needed doses do not count towards the maximum: 60 mg/day, no "
+                "failure, no card.", [])
+
+
+
+# only final, amended, corrected and preliminary observations count
+
+
+@scenario
+def trial_registered_response_is_not_an_outcome() -> Scenario:
+    c = trial_chart("trial-registered-response-is-not-an-outcome", A_JAN, age=23)
+    t = c.trial(30, 50)
+    response = c.trial_response(t, "positive")
+    response["status"] = "registered"
+    return make(c, "trial", "Trial response entered as 'registered', never finalised",
+                "23-year-old: a 50 mcg bolus 30 h ago; the response form was started (status "
+                "registered: no result given yet) and never completed. No documented outcome: "
+                "the warning asks for it.", [card("itb-trial-outcome", "undocumented",
+                                                  "warning")])
+
+
+
+# class 2 on the order hooks: a draft order written in mL of an oral solution
+
+
+@scenario
+def candidacy_order_sign_child_solution_ml_above_maximum() -> Scenario:
+    c = chart("candidacy-order-sign-child-solution-ml-above-maximum", A_OCT, age=10)
+    c.condition("cp", onset_days=-3500)
+    sol = oral_medication("med-1", None, "Baclofen 5 mg/5 mL oral solution",
+                          "Oral solution", 5, 5, "mL")
+    oral_request(c, {}, qty(10, "mL"), 3, contained=dict(sol), text="10 mL three times a day")
+    draft: Json = {
+        "resourceType": "MedicationRequest", "id": c.new_id("draft"), "status": "draft",
+        "intent": "order", "category": [concept(coding(MED_CATEGORY, "outpatient",
+                                                        "Outpatient"))],
+        "contained": [sol], "medicationReference": {"reference": "#med-1"},
+        "subject": c.subject, "authoredOn": at(c.anchor, 0),
+        "dosageInstruction": [{"text": "20 mL four times a day", "route": ORAL_ROUTE,
+                               "timing": {"repeat": {"frequency": 4, "period": 1,
+                                                     "periodUnit": "d"}},
+                               "doseAndRate": [{"doseQuantity": qty(20, "mL", "mL")}]}]}
+    c.drafts.append(draft)
+    return make(c, "candidacy", "Order-sign: child's oral solution raised to 20 mL QID",
+                "10-year-old with CP on baclofen oral solution 5 mg/5 mL, 10 mL TID (30 mg/day). "
+                "The draft being signed is 20 mL QID = 80 mg/day, above the 60 mg maximum for "
+                "ages 8-11: the draft is the current therapy at (above) the maximum, so the "
+                "candidacy card appears as a warning that the dose is too high.",
+                [CANDIDATE_ABOVE_MAXIMUM], service="itb-order-sign")
+
+
+
+@scenario
+def trial_adverse_coded_observation() -> Scenario:
+    c = trial_chart("trial-adverse-coded-observation", A_OCT, age=41)
+    t = c.trial(28, 50)
+    c.trial_response(t, "positive", 4)
+    c.add("observations", {
+        "resourceType": "Observation", "id": c.new_id("obs"), "status": "final",
+        "category": [concept(coding(OBS_CATEGORY, "exam", "Exam"))],
+        "code": bare(SNOMED, "80954004"), "subject": c.subject,
+        "effectiveDateTime": at(c.anchor, c.performed_days(t) + 2 / 24),
+        "valueBoolean": True})
+    return make(c, "trial", "Positive trial; respiratory depression charted as an Observation",
+                "41-year-old: positive response to a 50 mcg bolus, but the nurse's flowsheet "
+                "recorded respiratory depression 2 h after it (an Observation coded in SNOMED "
+                "CT, no words). Overdose sign within 24 h: the adverse warning as well.",
+                [POSITIVE, ADVERSE])
+
+
 if __name__ == "__main__":
     done = write_all()
     print(f"wrote {len(done)} scenarios to {FIXTURES}")

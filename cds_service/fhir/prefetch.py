@@ -129,6 +129,50 @@ def _take_fetched(plan: _Plan, outcome: FetchResult) -> None:
             plan.failures[key] = result.error or "failed"
 
 
+# Medication uses whose Medication may be a separate resource (the strength of a
+# referenced Medication converts a dose charted in mL or tablets).
+_MEDICATION_USE_KEYS = frozenset({"medicationRequests", "medicationStatements",
+                                  "medicationAdministrations"})
+
+
+def _medication_id(resource: object) -> str | None:
+    ref = resource.get("medicationReference") if isinstance(resource, Mapping) else None
+    text = ref.get("reference") if isinstance(ref, Mapping) else None
+    if not isinstance(text, str) or "Medication/" not in text:
+        return None  # absent, or "#id" (contained)
+    found = text.rsplit("Medication/", 1)[1].split("/", 1)[0]
+    return found if found.replace("-", "").replace(".", "").isalnum() else None
+
+
+def _unresolved_medications(plan: _Plan) -> dict[str, str]:
+    """Per fetched medication-use key, a query for the Medications it references but did not
+    bring (a search returns them only when asked to include them)."""
+    queries: dict[str, str] = {}
+    for key in plan.fetched:
+        if key not in _MEDICATION_USE_KEYS:
+            continue
+        items = plan.resources.get(key, [])
+        have = {r.get("id") for r in items
+                if isinstance(r, Mapping) and r.get("resourceType") == "Medication"}
+        wanted = sorted({i for i in map(_medication_id, items) if i and i not in have})
+        if wanted:
+            queries[f"{key}:Medication"] = f"Medication?_id={','.join(wanted)}"
+    return queries
+
+
+async def _fetch_medications(plan: _Plan, client: Fetcher, fhir_server: str,
+                             access_token: str | None, budget_s: float | None
+                             ) -> tuple[QueryLogEntry, ...]:
+    queries = _unresolved_medications(plan)
+    if not queries:
+        return ()
+    outcome = await client.fetch_all(fhir_server, access_token, queries, budget_s)
+    for name, result in outcome.results.items():
+        if result.ok:
+            plan.resources[name.rsplit(":", 1)[0]].extend(result.resources)
+    return outcome.log
+
+
 async def resolve(
     templates: Mapping[str, str],
     request_context: Mapping[str, Any],
@@ -154,6 +198,8 @@ async def resolve(
         )
         query_log = outcome.log
         _take_fetched(plan, outcome)
+        query_log += await _fetch_medications(plan, client, fhir_server, access_token,
+                                              budget_s)
     failures = plan.failures
     return Resolved(
         resources={key: tuple(items) for key, items in plan.resources.items()},

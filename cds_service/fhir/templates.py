@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cds_service.config import Settings
-from cds_service.terminology.terms import OBSERVATION_CODES
+from cds_service.terminology.terms import OBSERVATION_CODES, observed_value_set_codes
 
 # Local observation codes (in settings.local_code_system) that some rule reads: one list,
 # owned by the terminology.
@@ -40,6 +40,7 @@ ALL_KEYS: tuple[str, ...] = tuple(_BASE_TEMPLATES)
 def observation_codes(settings: Settings) -> tuple[tuple[str, str], ...]:
     """(system, code) pairs of every observation a rule reads, local codes first."""
     pairs = [(settings.local_code_system, code) for code in RULE_OBSERVATION_CODES]
+    pairs += observed_value_set_codes()  # overdose signs charted as Observations
     for entry in settings.mas_alternate_codes:
         system, sep, code = entry.partition("|")
         if sep and system and code:

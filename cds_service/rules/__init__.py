@@ -41,10 +41,14 @@ class Entry(Generic[S]):
 
 
 RULE_ENTRIES: Mapping[str, Entry[Any]] = {
-    "candidacy": Entry(_candidacy.candidacy, lambda s: s.candidacy,
-                       {_candidacy.RULE_ID: ("candidacy",)}),
-    "candidacy-on-order": Entry(_candidacy.candidacy_on_order, lambda s: s.candidacy,
-                                {_candidacy.RULE_ID: ("candidacy",)}),
+    # Candidacy weighs the screening trials on file too (rule book: itb-candidacy), so its cards
+    # rest on the trial section as well.
+    "candidacy": Entry(_candidacy.candidacy_entry,
+                       lambda s: _candidacy.CandidacySections(s.candidacy, s.trial),
+                       {_candidacy.RULE_ID: ("candidacy", "trial")}),
+    "candidacy-on-order": Entry(_candidacy.candidacy_on_order_entry,
+                                lambda s: _candidacy.CandidacySections(s.candidacy, s.trial),
+                                {_candidacy.RULE_ID: ("candidacy", "trial")}),
     "trial-outcome": Entry(_trial.trial_outcome, lambda s: s.trial,
                            {_trial.RULE_ID: ("trial",)}),
     "refill": Entry(_refill.refill, lambda s: s.refill, {_refill.RULE_ID: ("refill",)}),

@@ -28,7 +28,7 @@ from cds_service.rules.pump import (
 )
 
 RULE_ID = "itb-battery"
-RULE_VERSION = "1.0.0"
+RULE_VERSION = "1.1.0"
 OUTCOMES = ("end-of-service", "eri", "plan", "notice", "booked")
 NOTES = ("programmable-assumed", "service-life-assumed", "booked-but-critical",
          "eri-caps-eos")

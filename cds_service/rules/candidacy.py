@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from cds_service.config import CandidacySettings
+from cds_service.config import CandidacySettings, TrialSettings
 from cds_service.fhir.record import MedicationFact
 from cds_service.rules.chart import (
     MatchedCondition,
@@ -35,9 +36,11 @@ from cds_service.rules.oral_failure import (
     candidacy_agent,
     failed_agents,
 )
+from cds_service.rules.trial_events import Trial, trials_on_file
+from cds_service.rules.trial_scores import recorded_response
 
 RULE_ID = "itb-candidacy"
-RULE_VERSION = "1.0.0"
+RULE_VERSION = "1.1.0"
 OUTCOMES = ("candidate", "contraindicated", "deferred")
 NOTES = (
     "off-label-dystonia",
@@ -46,6 +49,8 @@ NOTES = (
     "age-unknown",
     "draft-above-maximum",
     "draft-included",
+    "older-trial",
+    "as-needed-left-out",
 )
 
 _OPEN_REQUEST = frozenset({"active", "draft", "on-hold"})
@@ -68,20 +73,50 @@ def _baclofen_allergy(chart: ChartIndex) -> Evidence | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class CandidacySections:
+    """What candidacy reads: its own settings, and the trial's (which trial on file ends it)."""
+
+    candidacy: CandidacySettings
+    trial: TrialSettings
+
+
 def _already_on_pathway(chart: ChartIndex) -> bool:
-    """An open ITB evaluation request or a trial on file: the trial rule takes over."""
+    """An open ITB evaluation request, or a trial with no date: the trial rule takes over."""
     for s in chart.record.service_requests:
         if (s.status or "").lower() in _OPEN_REQUEST and chart.terms.match(
                 "itb-evaluation-request", s.code) is not None:
             return True
-    return bool(chart.trial_procedures) or bool(chart.itb_given)
+    return any(t.fact.performed is None for t in chart.trial_procedures) or any(
+        m.effective.start is None for m in chart.itb_given)
+
+
+def _trial_on_file(chart: ChartIndex, now: datetime, c: CandidacySettings, t: TrialSettings
+                   ) -> tuple[bool, Trial | None]:
+    """(whether a trial on file ends the card, the older trial to mention). A trial in the
+    recent months ends it; so does a negative one at the highest labeled dose, whenever it
+    was (the label: not a candidate); an older one is mentioned (rule book: itb-candidacy,
+    decisions)."""
+    recent_from = add_months(now, -c.trial_recent_months)
+    older: Trial | None = None
+    for trial in trials_on_file(chart, now, t):
+        if trial.at >= recent_from or _negative_at_top(chart, trial, t):
+            return True, None
+        older = older or trial
+    return False, older
+
+
+def _negative_at_top(chart: ChartIndex, trial: Trial, t: TrialSettings) -> bool:
+    response = recorded_response(chart, trial, t)
+    return (trial.dose_mcg is not None and trial.dose_mcg >= max(t.labeled_steps_mcg)
+            and response is not None and response[0] in ("negative", "equivocal"))
 
 
 def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: ChartIndex
               ) -> Evidence:
     """An order as its dose arithmetic: "25 mg QID = 100 mg/day" (dose and times a day only
     when the order is written that way)."""
-    regimen = regimen_mg(m, chart.terms.units)
+    regimen = regimen_mg(m, chart.terms)
     return medication_evidence(
         m, says, daily=f"{daily:g}",
         dose=f"{regimen.dose_mg:g}" if regimen is not None else "",
@@ -91,16 +126,15 @@ def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: Chart
 def _draft_above_maximum(chart: ChartIndex, age: int | None, draft: Draft) -> bool:
     """Whether a draft order would push its agent above the maximum daily dose, alone or
     with the active orders of that agent; if so the draft says the sum, term by term."""
-    units = chart.terms.units
     for m in chart.meds:
         name = candidacy_agent(m) if m.fact.draft else None
         if name is None:
             continue
         maximum = chart.terms.max_daily_dose_mg(name, age)
-        daily = daily_dose_mg(m.fact, units)
+        daily = daily_dose_mg(m.fact, chart.terms)
         if maximum is None or daily is None:
             continue
-        others = [(o.fact, daily_dose_mg(o.fact, units) or 0.0) for o in chart.meds
+        others = [(o.fact, daily_dose_mg(o.fact, chart.terms) or 0.0) for o in chart.meds
                   if not o.fact.draft and o.fact.kind == "MedicationRequest"
                   and (o.fact.status or "") == "active" and candidacy_agent(o) == name]
         other_daily = sum(d for _, d in others)
@@ -157,6 +191,8 @@ def _describe_failures(draft: Draft, chart: ChartIndex, failed: list[Agent], age
         if a.max_mg is not None:
             draft.count(f"{a.name}MaxDailyDoseMg", a.max_mg, "mg/day",
                         source(SourceKind.TABLE, "oral-max-doses"))
+    if any(a.as_needed_left_out for a in failed):
+        draft.note("as-needed-left-out")
     if not chart.origin:
         draft.note("off-label-dystonia")
     spinal = [c for c in chart.origin if c.match.group == "spinal"]
@@ -191,13 +227,17 @@ def _defer(draft: Draft, recent_tbi: list[MatchedCondition], settings: Candidacy
                 source=source(SourceKind.SETTING, "candidacy.tbi_wait_months"))
 
 
-def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> list[Finding]:
+def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings,
+              trial_settings: TrialSettings | None = None) -> list[Finding]:
     if not chart.origin and not chart.dystonia:
         return []
     age = patient_age(chart.record, now)
     if age is not None and age < settings.min_age_years:
         return []
     if chart.pump_history or _already_on_pathway(chart):
+        return []
+    ended, older_trial = _trial_on_file(chart, now, settings, trial_settings or TrialSettings())
+    if ended:
         return []
 
     agents = failed_agents(chart, age)
@@ -207,6 +247,10 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
 
     draft = Draft(RULE_ID, RULE_VERSION)
     _describe_failures(draft, chart, failed, age)
+    if older_trial is not None:
+        draft.note("older-trial")
+        draft.count("earlierTrialDate", iso_date(older_trial.at), source=older_trial.refs[0])
+        draft.see(*older_trial.evidence)
     outcome, tier, suggest = _modifiers(draft, chart, now, settings)
     drafts = _draft_agents(chart)
     if drafts:
@@ -223,9 +267,19 @@ def candidacy(chart: ChartIndex, now: datetime, settings: CandidacySettings) -> 
     return [draft.finding(outcome, tier, reason_refs=reason_refs, suggest=suggest)]
 
 
-def candidacy_on_order(chart: ChartIndex, now: datetime, settings: CandidacySettings
-                       ) -> list[Finding]:
+def candidacy_on_order(chart: ChartIndex, now: datetime, settings: CandidacySettings,
+                       trial_settings: TrialSettings | None = None) -> list[Finding]:
     """order-select / order-sign: only when a draft order is an oral antispasticity agent."""
     if not _draft_agents(chart):
         return []
-    return candidacy(chart, now, settings)
+    return candidacy(chart, now, settings, trial_settings)
+
+
+def candidacy_entry(chart: ChartIndex, now: datetime, settings: CandidacySections
+                    ) -> list[Finding]:
+    return candidacy(chart, now, settings.candidacy, settings.trial)
+
+
+def candidacy_on_order_entry(chart: ChartIndex, now: datetime, settings: CandidacySections
+                             ) -> list[Finding]:
+    return candidacy_on_order(chart, now, settings.candidacy, settings.trial)

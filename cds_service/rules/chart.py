@@ -51,8 +51,14 @@ def allergy_counts(a: AllergyFact) -> bool:
     ).lower() != "entered-in-error"
 
 
+# Rule book: "Conventions", status filters: these count; entered-in-error and cancelled
+# never do, nor does a result not yet given (registered) or of unknown status.
+COUNTED_OBSERVATION = frozenset({"final", "amended", "corrected", "preliminary"})
+
+
 def observation_counts(o: ObservationFact) -> bool:
-    return (o.status or "").lower() not in VOID_OBSERVATION
+    status = (o.status or "").lower()
+    return status not in VOID_OBSERVATION and status in COUNTED_OBSERVATION
 
 
 def patient_age(record: PatientRecord, now: datetime) -> int | None:
@@ -157,15 +163,16 @@ def oral_agent(fact: MedicationFact, terms: Terminology) -> Match | None:
 
 
 def medication_evidence(fact: MedicationFact, says: EvidenceLabel | None = None,
-                        **value_words: str) -> Evidence:
-    """A medication row; ``says`` (with its words) is the value, in the catalogue's words."""
+                        terms: Terminology | None = None, **value_words: str) -> Evidence:
+    """A medication row; ``says`` (with its words) is the value, in the catalogue's words.
+    With ``terms``, a product charted by code alone is named by the value sets' display."""
     return Evidence(
         EvidenceLabel.MEDICATION,
         reference=fact.ref,
         date=when(fact.effective.start or fact.authored),
         value_label=says,
-        words=words(name=label(fact.medication), kind=fact.kind, status=fact.status or "",
-                    **value_words),
+        words=words(name=label(fact.medication, "", terms), kind=fact.kind,
+                    status=fact.status or "", **value_words),
     )
 
 

@@ -10,23 +10,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cds_service.fhir.record import Concept, Dosage, MedicationFact, Quantity, Timing
-from cds_service.terminology import Units
+from cds_service.fhir.record import Dosage, MedicationFact, Quantity, Timing
+from cds_service.rules.strength import (
+    Conversion,
+    Strength,
+    convert,
+    dose_mcg,
+    mass_mcg,
+    strength_of,
+)
+from cds_service.terminology import Terminology, Units
 
 
 def _unit_key(q: Quantity) -> str | None:
     raw = q.code or q.unit
     return raw.strip().lower() if raw else None
-
-
-def mass_mcg(q: Quantity | None, units: Units) -> float | None:
-    if q is None or q.value is None:
-        return None
-    for raw in (q.code, q.unit):
-        factor = units.mass_mcg.get(raw.strip().lower()) if raw else None
-        if factor is not None:
-            return q.value * factor
-    return None
 
 
 def _time_days(q: Quantity | None, units: Units) -> float | None:
@@ -80,36 +78,8 @@ def administrations_per_day(timing: Timing | None, units: Units) -> float | None
     return None
 
 
-def _strength_mcg_per_form(strength_mcg: float | None, medication: Concept | None,
-                           units: Units) -> float | None:
-    if strength_mcg is not None:
-        return strength_mcg
-    if medication is None:
-        return None
-    found = {(float(v), u) for v, u in units.strength_in_text.findall(medication.words())}
-    if len(found) != 1:
-        return None  # none, or a combination product: do not guess which strength
-    value, unit = found.pop()
-    return value * units.mass_mcg[unit]
-
-
-def dose_mcg(q: Quantity | None, units: Units, per_form_mcg: float | None = None,
-             medication: Concept | None = None) -> float | None:
-    """One administration in mcg; "1 tablet" needs the product strength."""
-    direct = mass_mcg(q, units)
-    if direct is not None:
-        return direct
-    if q is None or q.value is None:
-        return None
-    key = _unit_key(q)
-    if key in units.dose_forms:
-        strength = _strength_mcg_per_form(per_form_mcg, medication, units)
-        return q.value * strength if strength is not None else None
-    return None
-
-
-def dosage_mcg_per_day(dosage: Dosage, units: Units, per_form_mcg: float | None = None,
-                       medication: Concept | None = None) -> float | None:
+def dosage_mcg_per_day(dosage: Dosage, units: Units, strength: Strength | None = None
+                       ) -> float | None:
     rate = rate_mcg_per_day(dosage.rate, units)
     if rate is not None:
         return rate
@@ -120,7 +90,7 @@ def dosage_mcg_per_day(dosage: Dosage, units: Units, per_form_mcg: float | None 
             return amount / days
     if dosage.rate is not None:
         return None  # a rate we cannot read: do not fall back to dose x frequency silently
-    per_admin = dose_mcg(dosage.dose, units, per_form_mcg, medication)
+    per_admin = dose_mcg(dosage.dose, units, strength)
     per_day = administrations_per_day(dosage.timing, units)
     if per_admin is None or per_day is None:
         return None
@@ -128,13 +98,12 @@ def dosage_mcg_per_day(dosage: Dosage, units: Units, per_form_mcg: float | None 
 
 
 def total_mcg_per_day(dosages: Iterable[Dosage], units: Units,
-                      per_form_mcg: float | None = None,
-                      medication: Concept | None = None) -> float | None:
+                      strength: Strength | None = None) -> float | None:
     """Sum over dosage lines (10 mg morning + 20 mg night); None if any line is unreadable."""
     total = 0.0
     seen = False
     for dosage in dosages:
-        value = dosage_mcg_per_day(dosage, units, per_form_mcg, medication)
+        value = dosage_mcg_per_day(dosage, units, strength)
         if value is None:
             return None
         total += value
@@ -142,28 +111,27 @@ def total_mcg_per_day(dosages: Iterable[Dosage], units: Units,
     return total if seen else None
 
 
-def _strength_per_form_mcg(fact: MedicationFact, units: Units) -> float | None:
-    """The order's own strength per dose form ("20 mg per tablet"), when it states one."""
-    if fact.strength is None:
-        return None
-    num = mass_mcg(fact.strength.numerator, units)
-    den = fact.strength.denominator
-    if num is not None and (den is None or den.value in (None, 1.0)):
-        return num
-    return None
+def daily_dose_mcg(fact: MedicationFact, terms: Terminology) -> float | None:
+    """The order's daily dose; a dose in mL or tablets is converted with the product
+    strength (strength.strength_of: the one path); as-needed lines are not a dose taken and
+    are left out (rule book: itb-candidacy, decisions)."""
+    scheduled = [d for d in fact.dosages if not d.as_needed]
+    return total_mcg_per_day(scheduled, terms.units, strength_of(fact, terms))
 
 
-def daily_dose_mcg(fact: MedicationFact, units: Units, per_form_mcg: float | None = None
-                   ) -> float | None:
-    if per_form_mcg is None:
-        per_form_mcg = _strength_per_form_mcg(fact, units)
-    return total_mcg_per_day(fact.dosages, units, per_form_mcg, fact.medication)
-
-
-def daily_dose_mg(fact: MedicationFact, units: Units, per_form_mcg: float | None = None
-                  ) -> float | None:
-    mcg = daily_dose_mcg(fact, units, per_form_mcg)
+def daily_dose_mg(fact: MedicationFact, terms: Terminology) -> float | None:
+    mcg = daily_dose_mcg(fact, terms)
     return None if mcg is None else mcg / 1000.0
+
+
+def dose_conversion(fact: MedicationFact, terms: Terminology) -> Conversion | None:
+    """How the first dose line charted as a volume or a count became a mass, for the card."""
+    strength = strength_of(fact, terms)
+    for dosage in fact.dosages:
+        found = convert(dosage.dose, terms.units, strength)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +142,15 @@ class Regimen:
     per_day: float
 
 
-def regimen_mg(fact: MedicationFact, units: Units) -> Regimen | None:
+def regimen_mg(fact: MedicationFact, terms: Terminology) -> Regimen | None:
     """The order as dose x times a day, when it is one scheduled dosage line with a readable
     dose; None otherwise (several lines, a rate, a range: the card then gives the daily dose
     alone)."""
     if len(fact.dosages) != 1 or fact.dosages[0].as_needed or fact.dosages[0].rate:
         return None
     dosage = fact.dosages[0]
-    per_admin = dose_mcg(dosage.dose, units, _strength_per_form_mcg(fact, units),
-                         fact.medication)
-    per_day = administrations_per_day(dosage.timing, units)
+    per_admin = dose_mcg(dosage.dose, terms.units, strength_of(fact, terms))
+    per_day = administrations_per_day(dosage.timing, terms.units)
     if per_admin is None or per_day is None:
         return None
     return Regimen(per_admin / 1000.0, per_day)
@@ -197,9 +164,9 @@ class DoseBounds:
     high_mg: float | None
 
 
-def _line_bounds(dosage: Dosage, units: Units, per_form_mcg: float | None,
-                 medication: Concept | None) -> tuple[float | None, float | None] | None:
-    exact = dosage_mcg_per_day(dosage, units, per_form_mcg, medication)
+def _line_bounds(dosage: Dosage, units: Units, strength: Strength | None
+                 ) -> tuple[float | None, float | None] | None:
+    exact = dosage_mcg_per_day(dosage, units, strength)
     if exact is not None:
         return exact, exact
     if dosage.dose is not None or dosage.rate is not None or (
@@ -208,20 +175,20 @@ def _line_bounds(dosage: Dosage, units: Units, per_form_mcg: float | None,
     per_day = administrations_per_day(dosage.timing, units)
     if per_day is None:
         return None
-    low = dose_mcg(dosage.dose_low, units, per_form_mcg, medication)
-    high = dose_mcg(dosage.dose_high, units, per_form_mcg, medication)
+    low = dose_mcg(dosage.dose_low, units, strength)
+    high = dose_mcg(dosage.dose_high, units, strength)
     return (None if low is None else low * per_day, None if high is None else high * per_day)
 
 
-def daily_dose_bounds_mg(fact: MedicationFact, units: Units) -> DoseBounds | None:
+def daily_dose_bounds_mg(fact: MedicationFact, terms: Terminology) -> DoseBounds | None:
     """Bounds of the daily dose when a line gives a doseRange; None when even those are not
     computable. An exact dose gives equal bounds."""
-    per_form_mcg = _strength_per_form_mcg(fact, units)
+    units, strength = terms.units, strength_of(fact, terms)
     low: float | None = 0.0
     high: float | None = 0.0
     seen = False
     for dosage in fact.dosages:
-        line = _line_bounds(dosage, units, per_form_mcg, fact.medication)
+        line = _line_bounds(dosage, units, strength)
         if line is None:
             return None
         seen = True

@@ -37,6 +37,7 @@ class EvidenceLabel(StrEnum):
     PENN_AFTER = "penn-after"
     OVERDOSE_EVENT = "overdose-event"
     OVERDOSE_CONDITION = "overdose-condition"
+    OVERDOSE_OBSERVATION = "overdose-observation"
     PUMP = "pump"
     LAST_REFILL = "last-refill"
     IMPLANT_AS_LAST_REFILL = "implant-as-last-refill"

@@ -4,9 +4,9 @@ adverse event on file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from cds_service.fhir.record import Concept, MedicationFact
+from cds_service.fhir.record import AllergyFact, Concept, MedicationFact
 from cds_service.rules.chart import (
     VOID_VERIFICATION,
     allergy_counts,
@@ -14,14 +14,20 @@ from cds_service.rules.chart import (
     medication_evidence,
     when,
 )
-from cds_service.rules.dose import daily_dose_bounds_mg, daily_dose_mg, reaches_maximum
+from cds_service.rules.dose import (
+    daily_dose_bounds_mg,
+    daily_dose_mg,
+    dose_conversion,
+    reaches_maximum,
+)
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.rules.index import ChartIndex, Med
-from cds_service.terminology import Terminology, Units
+from cds_service.terminology import Terminology
 
 _STOPPED = frozenset({"stopped", "on-hold", "completed", "cancelled"})
 _DOSE_STATUSES = frozenset({"active", "completed", "stopped", "on-hold", "intended"})
 _NOT_ORDERS = frozenset({"plan", "proposal"})
+_INACTIVE_ALLERGY = frozenset({"inactive", "resolved"})
 
 
 @dataclass(slots=True)
@@ -34,6 +40,7 @@ class Agent:
     max_mg: float | None = None
     top_daily_mg: float | None = None
     uncomputable: list[MedicationFact] = field(default_factory=list)
+    as_needed_left_out: bool = False
 
     def fail(self, evidence: Evidence) -> None:
         """The first failure found is the one the card shows."""
@@ -93,20 +100,23 @@ def _diazepam_for_spasticity(m: MedicationFact, chart: ChartIndex) -> bool:
 
 
 def _stop_reason(m: MedicationFact, terms: Terminology, value_set: str) -> str | None:
+    # Codes first, the words as fallback (rule book: itb-candidacy, decisions): a reason
+    # charted as a bare code is named on the card by the value set's display, never by the
+    # code itself.
     for reason in m.status_reasons:
         found = terms.match(value_set, reason)
         if found is not None:
-            return label(reason, found.display or value_set)
+            return label(reason, found.display or value_set, terms)
     return None
 
 
 def _judge_stop(agent: Agent, m: MedicationFact, status: str, terms: Terminology) -> None:
     reason = _stop_reason(m, terms, "intolerance-reason")
     if reason is not None and status != "cancelled":
-        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, reason=reason))
+        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, terms, reason=reason))
     reason = _stop_reason(m, terms, "ineffective-reason")
     if reason is not None:
-        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, reason=reason))
+        agent.fail(medication_evidence(m, EvidenceLabel.STOPPED, terms, reason=reason))
 
 
 def _judge_medications(agent: Agent, terms: Terminology) -> None:
@@ -124,9 +134,19 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
         if status not in _DOSE_STATUSES or (
                 not m.draft and (m.intent or "").lower() in _NOT_ORDERS):
             continue
-        if any(d.as_needed for d in m.dosages):
-            continue  # an as-needed ceiling is not a dose taken
-        decided = _daily(agent, m, terms.units)
+        if m.kind == "MedicationAdministration":
+            # One dose given is evidence of that dose, not a regimen: it has no frequency
+            # to ask for and no daily dose to judge (rule book: itb-candidacy, decisions).
+            continue
+        scheduled = tuple(d for d in m.dosages if not d.as_needed)
+        if len(scheduled) < len(m.dosages):
+            # As-needed doses are left out of the total, and noted; the scheduled lines of
+            # the same order still count (rule book: itb-candidacy, decisions).
+            agent.as_needed_left_out = True
+            if not scheduled:
+                continue
+            m = replace(m, dosages=scheduled)
+        decided = _daily(agent, m, terms)
         if decided is None:
             agent.uncomputable.append(m)
             continue
@@ -135,8 +155,9 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
         if status == "active" and m.kind == "MedicationRequest" and not m.draft:
             active_sum += floor or 0.0  # a range adds only what it surely gives
         if agent.max_mg is not None and daily >= agent.max_mg - 1e-9:
-            agent.fail(medication_evidence(m, EvidenceLabel.AT_MAXIMUM, daily=f"{daily:g}",
-                                           maximum=f"{agent.max_mg:g}"))
+            agent.fail(medication_evidence(
+                m, EvidenceLabel.AT_MAXIMUM, terms, daily=f"{daily:g}",
+                maximum=f"{agent.max_mg:g}", converted=_converted(m, terms)))
     if active_sum > (agent.top_daily_mg or 0.0):
         agent.top_daily_mg = active_sum
         if agent.max_mg is not None and active_sum >= agent.max_mg - 1e-9:
@@ -146,19 +167,26 @@ def _judge_medications(agent: Agent, terms: Terminology) -> None:
                                             maximum=f"{agent.max_mg:g}")))
 
 
-def _daily(agent: Agent, m: MedicationFact, units: Units) -> tuple[float, float] | None:
+def _converted(m: MedicationFact, terms: Terminology) -> str:
+    """"10 mL x 1 mg/mL = 10 mg" when the dose was charted as a volume or a count."""
+    conversion = dose_conversion(m, terms)
+    return conversion.shown() if conversion is not None else ""
+
+
+def _daily(agent: Agent, m: MedicationFact, terms: Terminology) -> tuple[float, float] | None:
     """The daily dose that decides, and what the order surely gives; None: not computable."""
-    daily = daily_dose_mg(m, units)
+    daily = daily_dose_mg(m, terms)
     if daily is not None:
         return daily, daily
-    return _from_range(agent, m, units)
+    return _from_range(agent, m, terms)
 
 
-def _from_range(agent: Agent, m: MedicationFact, units: Units) -> tuple[float, float] | None:
+def _from_range(agent: Agent, m: MedicationFact, terms: Terminology
+                ) -> tuple[float, float] | None:
     """A doseRange decides only when the whole range is on one side of the maximum. Returns
     the end that decides (the low end at/above, the high end below) and the low end (what
     the order surely gives, for a sum over orders)."""
-    bounds = daily_dose_bounds_mg(m, units)
+    bounds = daily_dose_bounds_mg(m, terms)
     if bounds is None or agent.max_mg is None:
         return None
     verdict = reaches_maximum(bounds, agent.max_mg)
@@ -173,9 +201,27 @@ def _from_range(agent: Agent, m: MedicationFact, units: Units) -> tuple[float, f
     return bounds.high_mg, bounds.low_mg or 0.0
 
 
+def _side_effect(a: AllergyFact, terms: Terminology) -> str | None:
+    """The first reaction that is a side effect (coded first, words as fallback), named."""
+    for reaction in a.reactions:
+        for m in reaction.manifestations:
+            found = terms.match("intolerance-reason", m)
+            if found is not None:
+                return label(m, found.display or "", terms)
+    return None
+
+
 def _intolerances(chart: ChartIndex, agents: dict[str, Agent]) -> None:
+    """An intolerance record of an oral agent (rule book: itb-candidacy, decisions). A record
+    typed "allergy" counts too when its reaction is a side effect (drowsiness, weakness...):
+    many charts file side effects as allergies, and the reaction says what happened."""
     for a in chart.record.allergies:
-        if not allergy_counts(a) or (a.type or "intolerance").lower() != "intolerance":
+        if not allergy_counts(a):
+            continue
+        if (a.clinical_status or "active").lower() in _INACTIVE_ALLERGY:
+            continue  # rule book: "Conventions", status filters
+        reaction = _side_effect(a, chart.terms)
+        if (a.type or "intolerance").lower() != "intolerance" and reaction is None:
             continue
         name = agent_of_concept(a.code, chart.terms)
         if name is None:
@@ -183,7 +229,7 @@ def _intolerances(chart: ChartIndex, agents: dict[str, Agent]) -> None:
         agents.setdefault(name, Agent(name)).fail(Evidence(
             EvidenceLabel.INTOLERANCE, reference=a.ref, date=when(a.recorded),
             value_label=EvidenceLabel.INTOLERANCE_RECORD,
-            words=words(substance=label(a.code, name))))
+            words=words(substance=label(a.code, name), reaction=reaction or "")))
 
 
 def _adverse_events(chart: ChartIndex, agents: dict[str, Agent]) -> None:

@@ -9,7 +9,7 @@ from cds_service.config import RefillSettings
 from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
 from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
-from cds_service.rules.dose import daily_dose_mcg, mass_mcg, rate_mcg_per_day
+from cds_service.rules.dose import daily_dose_mcg, rate_mcg_per_day
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
     Evidence,
@@ -23,10 +23,16 @@ from cds_service.rules.finding import (
 )
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import Pump, is_refill_appointment, is_refill_request, pump_evidence
+from cds_service.rules.strength import (
+    PER_ML,
+    charted_volume_ml,
+    concentration_mcg_per_ml,
+    strength_of,
+)
 from cds_service.terminology import Units
 
 RULE_ID = "itb-refill"
-RULE_VERSION = "1.0.0"
+RULE_VERSION = "1.1.0"
 OUTCOMES = ("empty", "overdue", "due-soon", "notice", "booked")
 NOTES = (
     "volume-from-model", "reserve-default", "alarm-date-recorded", "implant-as-last-refill",
@@ -235,13 +241,14 @@ def _near(o: ObservationFact, last: _LastFill, settings: RefillSettings) -> bool
 
 def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSettings,
             draft: Draft) -> float | None:
+    units = chart.terms.units
     near = [o for o in chart.observations("pump-reservoir-volume")
-            if _near(o, last, settings) and quantity_of(o) is not None]
-    q = quantity_of(near[-1]) if near else None
-    if near and q is not None and q.value is not None and q.value > 0:
+            if _near(o, last, settings) and charted_volume_ml(quantity_of(o), units)]
+    volume = charted_volume_ml(quantity_of(near[-1]), units) if near else None
+    if near and volume is not None and volume > 0:
         draft.see(_observed(EvidenceLabel.RESERVOIR_VOLUME, near[-1]))
-        draft.count("volumeMl", q.value, "mL", near[-1].ref)
-        return q.value
+        draft.count("volumeMl", volume, "mL", near[-1].ref)
+        return volume
     if pump.model is not None and pump.model.reservoir_ml:
         draft.note("volume-from-model")
         draft.count("volumeMl", pump.model.reservoir_ml, "mL",
@@ -259,13 +266,7 @@ def _observed(what: EvidenceLabel, o: ObservationFact) -> Evidence:
 
 
 def _quantity_mcg_per_ml(o: ObservationFact, units: Units) -> float | None:
-    q = quantity_of(o)
-    if q is None or q.value is None:
-        return None
-    # No unit: the local code's unit, mcg/mL.
-    factor = units.concentration_mcg_per_ml.get(
-        (q.code or q.unit or "mcg/mL").replace(" ", "").lower())
-    return None if factor is None else q.value * factor
+    return concentration_mcg_per_ml(quantity_of(o), units)
 
 
 def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: RefillSettings,
@@ -283,15 +284,8 @@ def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: Refill
 
 
 def _concentration_of_product(m: MedicationFact, chart: ChartIndex) -> float | None:
-    strength = chart.terms.product_strength(m.medication)
-    if strength is not None and strength.per.lower() == "ml":
-        return strength.mcg
-    if m.strength is not None:
-        num = mass_mcg(m.strength.numerator, chart.terms.units)
-        den = m.strength.denominator
-        if num is not None and den is not None and (den.code or den.unit or "").lower() == "ml":
-            return num / (den.value or 1.0)
-    return None
+    strength = strength_of(m, chart.terms)
+    return strength.mcg if strength is not None and strength.per == PER_ML else None
 
 
 def _product_concentration(chart: ChartIndex, draft: Draft) -> float | None:
@@ -331,7 +325,7 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
     """D: the latest current order with a readable dose, else the recorded pump daily dose."""
     units = chart.terms.units
     for order in reversed(chart.itb_orders):
-        dose = daily_dose_mcg(order, units)
+        dose = daily_dose_mcg(order, chart.terms)
         if dose is not None and dose > 0:
             if order.ref not in {e.reference for e in draft.evidence}:
                 draft.see(_itb_order(order, chart))

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 from cds_service.config import TrialSettings
-from cds_service.rules.chart import VOID_VERIFICATION, label, quantity_of, when
+from cds_service.rules.chart import (
+    VOID_VERIFICATION,
+    label,
+    observation_counts,
+    quantity_of,
+    when,
+)
 from cds_service.rules.dates import iso_date, iso_instant
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
@@ -29,7 +35,7 @@ from cds_service.rules.trial_scores import (
 )
 
 RULE_ID = "itb-trial-outcome"
-RULE_VERSION = "1.0.0"
+RULE_VERSION = "1.1.0"
 OUTCOMES = ("positive", "negative-next-step", "negative-final", "undocumented", "adverse")
 NOTES = (
     "overdose-review-first",
@@ -81,8 +87,12 @@ def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> 
     return "positive" if penn >= t.penn_drop else "negative"
 
 
-def _overdose(chart: ChartIndex, trial: Trial, now: datetime) -> list[Evidence]:
+def _overdose(chart: ChartIndex, trial: Trial, now: datetime, t: TrialSettings
+              ) -> list[Evidence]:
+    """Overdose signs coded (or written) in the overdose-signs value set, recorded within the
+    window after the bolus (rule book: itb-trial-outcome, decisions)."""
     terms = chart.terms
+    now = min(now, trial.at + timedelta(hours=t.overdose_window_hours))
     found: list[Evidence] = []
     for e in chart.record.adverse_events:
         if (e.actuality or "actual") == "potential" or e.date is None:
@@ -97,6 +107,13 @@ def _overdose(chart: ChartIndex, trial: Trial, now: datetime) -> list[Evidence]:
         if trial.at <= at <= now and terms.match("overdose-signs", c.code):
             found.append(Evidence(EvidenceLabel.OVERDOSE_CONDITION, reference=c.ref,
                                   date=when(at), words=words(name=label(c.code, "", terms))))
+    for o in chart.record.observations:
+        # An Observation is a sign by its code (a vital sign's value is not judged here).
+        if (o.effective is not None and observation_counts(o) and trial.at <= o.effective
+                <= now and terms.match_code("overdose-signs", o.code)):
+            found.append(Evidence(EvidenceLabel.OVERDOSE_OBSERVATION, reference=o.ref,
+                                  date=when(o.effective),
+                                  words=words(name=label(o.code, "", terms))))
     return found
 
 
@@ -181,7 +198,7 @@ def trial_outcome(chart: ChartIndex, now: datetime, settings: TrialSettings) -> 
         draft.note("trial-dose-unknown")
 
     result = _result(chart, trial, settings, draft)
-    overdose = _overdose(chart, trial, now)
+    overdose = _overdose(chart, trial, now, settings)
     hours_since = (now - trial.at).total_seconds() / 3600.0
     documented = result is not None or hours_since >= settings.undocumented_after_hours
     if not documented and not overdose:

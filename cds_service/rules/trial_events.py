@@ -4,15 +4,15 @@ completed trial procedure or intrathecal baclofen bolus in the look-back, and it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from cds_service.config import TrialSettings
-from cds_service.fhir.record import ProcedureFact, Quantity
+from cds_service.fhir.record import MedicationFact, ProcedureFact, Quantity
 from cds_service.rules.chart import label, when
-from cds_service.rules.dose import dose_mcg, mass_mcg
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.rules.index import ChartIndex
-from cds_service.terminology import Units
+from cds_service.rules.strength import convert, dose_mcg, mass_mcg, strength_of
+from cds_service.terminology import Terminology, Units
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +53,21 @@ def _procedure_dose(p: ProcedureFact, units: Units, settings: TrialSettings) -> 
     return None
 
 
-def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_Event]:
-    since = now - timedelta(days=settings.lookback_days)
+def _bolus_dose(m: MedicationFact, terms: Terminology) -> tuple[float | None, str | None]:
+    """The bolus in mcg and how the card shows it: "2 mL x 50 mcg/mL = 100 mcg" when it was
+    charted as a volume of the screening ampoule (rule book: itb-trial-outcome, decisions)."""
+    strength = strength_of(m, terms)
+    for dosage in m.dosages:
+        dose = dose_mcg(dosage.dose, terms.units, strength)
+        if dose is not None:
+            conversion = convert(dosage.dose, terms.units, strength)
+            return dose, conversion.shown() if conversion is not None else _dose_text(dose)
+    return None, None
+
+
+def _events(chart: ChartIndex, now: datetime, settings: TrialSettings,
+            since: datetime | None = None) -> list[_Event]:
+    since = since or now - timedelta(days=settings.lookback_days)
     units = chart.terms.units
     events: list[_Event] = []
     for trial in chart.trial_procedures:
@@ -70,10 +83,9 @@ def _events(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[_
         at = m.effective.start
         if at is None or not since <= at <= now:
             continue
-        dose = next((d for d in (dose_mcg(x.dose, units) for x in m.dosages) if d is not None),
-                    None)
+        dose, shown = _bolus_dose(m, chart.terms)
         events.append(_Event(at, m.ref, dose, Evidence(
-            EvidenceLabel.TRIAL_BOLUS, reference=m.ref, date=when(at), value=_dose_text(dose),
+            EvidenceLabel.TRIAL_BOLUS, reference=m.ref, date=when(at), value=shown,
             words=words(name=label(m.medication, "", chart.terms)))))
     return sorted(events, key=lambda e: e.at)
 
@@ -82,8 +94,23 @@ def latest_trial(chart: ChartIndex, now: datetime, settings: TrialSettings) -> T
     """The latest trial in the look-back; what was charted within settings.same_trial_hours
     of it (the procedure and its bolus) is the same trial."""
     events = _events(chart, now, settings)
-    if not events:
-        return None
+    return _trial_of(events, settings) if events else None
+
+
+def trials_on_file(chart: ChartIndex, now: datetime, settings: TrialSettings) -> list[Trial]:
+    """Every dated trial charted up to now, whatever its age, latest first (rule book:
+    itb-candidacy, decisions: candidacy weighs them all)."""
+    events = _events(chart, now, settings, since=datetime.min.replace(tzinfo=UTC))
+    trials: list[Trial] = []
+    while events:
+        trial = _trial_of(events, settings)
+        trials.append(trial)
+        events = [e for e in events if e.at < trial.at]
+    return trials
+
+
+def _trial_of(events: list[_Event], settings: TrialSettings) -> Trial:
+    """The trial of the latest event: what was charted close before it is the same trial."""
     last_at = events[-1].at
     same = [e for e in events if last_at - e.at <= timedelta(hours=settings.same_trial_hours)]
     # An administration's own dose beats a dose read from a procedure note.

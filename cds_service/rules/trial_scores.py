@@ -12,6 +12,7 @@ from cds_service.config import TrialSettings
 from cds_service.fhir.record import Concept, ObservationFact, ObservationValue, Quantity
 from cds_service.rules.chart import label, quantity_of
 from cds_service.rules.index import ChartIndex
+from cds_service.rules.strength import duration_hours
 from cds_service.rules.trial_events import Trial
 
 # Modified Ashworth Scale as charted: "1+" counts as 1.5 (rule book: itb-trial-outcome,
@@ -167,8 +168,7 @@ def effect_hours(chart: ChartIndex, trial: Trial, t: TrialSettings) -> float | N
     for o in reversed(chart.observations("itb-trial-effect-duration")):
         if linked(o, trial) or (o.effective is not None and trial.at <= o.effective
                                 <= window_end):
-            q = quantity_of(o)
-            if q is not None and q.value is not None:
-                unit = (q.code or q.unit or "h").lower()
-                return q.value / chart.terms.units.per_hour.get(unit, 1.0)
+            hours = duration_hours(quantity_of(o), chart.terms.units)
+            if hours is not None:
+                return hours
     return None

@@ -36,6 +36,9 @@ class CodeEntry(_File):
 class TextEntry(_File):
     all: tuple[str, ...] = Field(min_length=1)  # every phrase must occur as whole words
     group: str | None = None
+    # Codes of this value set that mean the same concept (for the coverage report: a keyword
+    # with none, and whose words no listed display holds, is the only path to its concept).
+    codes: tuple[str, ...] = ()
 
 
 class ValueSetFile(_File):
@@ -111,4 +114,6 @@ class UnitsFile(_File):
     strength_text_units: tuple[str, ...] = Field(min_length=1)
     trial_dose_text_units: tuple[str, ...] = Field(min_length=1)
     concentration_mcg_per_ml: dict[str, Amount]
+    # mL in one unit of volume (a dose charted as a volume).
+    volume_ml: dict[str, Amount] = Field(default_factory=dict)
     per_hour: dict[str, Amount]

@@ -72,6 +72,7 @@ MATCH_CACHE_SIZE = 4096
 
 class ValueSet:
     def __init__(self, spec: ValueSetFile, systems: Systems) -> None:
+        self.spec = spec
         self._match_cached = lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match)
         self._match_code_cached = lru_cache(maxsize=MATCH_CACHE_SIZE)(self._match_code)
         self.name = spec.name

@@ -43,6 +43,7 @@ class Units:
     trial_dose_in_text: re.Pattern[str]
     concentration_mcg_per_ml: Mapping[str, float]
     per_hour: Mapping[str, float]
+    volume_ml: Mapping[str, float]
 
 
 def amount_in_text(units: tuple[str, ...], flags: int = 0) -> re.Pattern[str]:

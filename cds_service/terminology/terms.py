@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +44,10 @@ OBSERVATION_CODES: tuple[str, ...] = (
 )
 
 _M = TypeVar("_M", bound=BaseModel)
+
+# Observations coded in these value sets are read too (rule book: itb-trial-outcome, decisions:
+# an overdose sign charted as an Observation), so the prefetch query asks for their codes.
+OBSERVED_VALUE_SETS: tuple[str, ...] = ("overdose-signs",)
 
 
 # libyaml's loader when PyYAML was built with it: the pure-Python one dominated cold start.
@@ -151,6 +156,9 @@ class Terminology:
     def value_set(self, name: str) -> ValueSet:
         return self._value_sets[name]
 
+    def value_set_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._value_sets))
+
     def match(self, name: str, concept: Concept | None, *extra_text: str | None) -> Match | None:
         return self._value_sets[name].match(concept, *extra_text)
 
@@ -202,6 +210,9 @@ class Terminology:
                     if (system, code) in self._observation_codes:
                         return True
                     if (self.systems.canonical(system), code) in self._observation_codes:
+                        return True
+                    if any(self._value_sets[name].match_coding(system, code) is not None
+                           for name in OBSERVED_VALUE_SETS):
                         return True
         return False
 
@@ -257,6 +268,7 @@ def _units(file: UnitsFile) -> Units:
         concentration_mcg_per_ml={k.replace(" ", "").lower(): v
                                   for k, v in file.concentration_mcg_per_ml.items()},
         per_hour={k.lower(): v for k, v in file.per_hour.items()},
+        volume_ml={k.lower(): v for k, v in file.volume_ml.items()},
     )
 
 
@@ -269,3 +281,14 @@ def _codesystem_version(path: Path) -> str:
     if not isinstance(version, str):
         raise TerminologyError(f"{path.name}: no version")
     return version
+
+
+@lru_cache(maxsize=4)
+def observed_value_set_codes(data_dir: Path = DATA_DIR) -> tuple[tuple[str, str], ...]:
+    """(system URI, code) of every exact code of OBSERVED_VALUE_SETS, for the prefetch query."""
+    systems = _read(data_dir / "systems.yaml", SystemsFile).systems
+    pairs: list[tuple[str, str]] = []
+    for name in OBSERVED_VALUE_SETS:
+        spec = _read(data_dir / "valuesets" / f"{name}.yaml", ValueSetFile)
+        pairs += [(systems[c.system].uri, c.code) for c in spec.codes if not c.prefix]
+    return tuple(dict.fromkeys(pairs))

@@ -42,6 +42,7 @@ TIERS = {
 DATE_KEYS = ("dueDate", "emptyDate", "alarmDate", "stabilityLimitDate", "lastRefillDate",
              "bookedDate", "endOfServiceDate", "implantDate", "eriDate", "trialDate",
              "earliestRepeatDate", "tbiOnsetDate", "eligibleFromDate", "appointmentDate",
+             "earlierTrialDate",
              "latestSafeDate")
 VALUE_KEYS = ("failedAgents", "trialDoseMcg", "nextDoseMcg", "startingDoseMcgPerDay",
               "daysUntilDue", "serviceLifeYears", "volumeMl", "reserveMl", "draftDailyDoseMg",

@@ -128,11 +128,17 @@ def test_no_card_with_a_pump_an_open_referral_or_a_trial(settings: Settings,
     base = {"conditions": (condition(CP),), "medications": (STOPPED_DROWSY,)}
     referral = ServiceRequestFact("ServiceRequest/s", "active", "order",
                                   Concept(text="Intrathecal baclofen evaluation"))
-    trial = procedure("urn:itb-cds:codes", "itb-screening-trial", "2024-01-01", "Procedure/t")
+    # A trial in the last 12 months ends the card; an older one (not a
+    # negative at the highest labeled dose) is mentioned on it instead.
+    trial = procedure("urn:itb-cds:codes", "itb-screening-trial", "2026-01-01", "Procedure/t")
     for chart in (record(devices=(pump_device(),), **base),
                   record(service_requests=(referral,), **base),
                   record(procedures=(trial,), **base)):
         assert candidacy(indexed(chart, terms), NOW, settings.candidacy) == []
+    old = procedure("urn:itb-cds:codes", "itb-screening-trial", "2024-01-01", "Procedure/t")
+    [card] = candidacy(indexed(record(procedures=(old,), **base), terms), NOW,
+                       settings.candidacy)
+    assert "older-trial" in card.notes
     removed = (procedure(CPT, "62362", "2015-01-01", "Procedure/i"),
                procedure(CPT, "62365", "2020-01-01", "Procedure/r"))
     assert candidacy(indexed(record(procedures=removed, **base), terms), NOW, settings.candidacy)

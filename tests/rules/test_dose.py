@@ -11,7 +11,8 @@ from cds_service.terminology import Terminology
 from tests.rules.charts import timing_code
 
 # The terminology's unit and timing table (tables/units.yaml), as the service loads it.
-UNITS = Terminology.load(Settings()).units
+TERMS = Terminology.load(Settings())
+UNITS = TERMS.units
 
 
 def med(*dosages: Dosage, text: str = "baclofen", strength: Ratio | None = None
@@ -36,14 +37,14 @@ def test_frequency_over_period_in_hours_and_days() -> None:
 
 def test_baclofen_20_mg_qid_is_80_mg_a_day() -> None:
     dosage = Dosage(dose=Quantity(20, "mg"), timing=Timing(frequency=4, period=1, period_unit="d"))
-    assert daily_dose_mg(med(dosage), UNITS) == 80
+    assert daily_dose_mg(med(dosage), TERMS) == 80
 
 
 def test_units_are_converted_mcg_and_g() -> None:
     mcg = Dosage(dose=Quantity(500, "mcg"), timing=timing_code("BID"))
     grams = Dosage(dose=Quantity(0.1, "g"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(mcg), UNITS) == 1.0
-    assert daily_dose_mg(med(grams), UNITS) == 100.0
+    assert daily_dose_mg(med(mcg), TERMS) == 1.0
+    assert daily_dose_mg(med(grams), TERMS) == 100.0
 
 
 @pytest.mark.parametrize(("rate", "mcg_day"), [
@@ -53,25 +54,25 @@ def test_units_are_converted_mcg_and_g() -> None:
     (Quantity(0.01, "mg/h", "mg/h"), 240.0),
 ])
 def test_rate_quantities(rate: Quantity, mcg_day: float) -> None:
-    assert daily_dose_mcg(med(Dosage(rate=rate)), UNITS) == pytest.approx(mcg_day)
+    assert daily_dose_mcg(med(Dosage(rate=rate)), TERMS) == pytest.approx(mcg_day)
 
 
 def test_rate_ratio_per_day() -> None:
     ratio = Ratio(Quantity(300, "mcg", "ug"), Quantity(1, "d", "d"))
-    assert daily_dose_mcg(med(Dosage(rate_ratio=ratio)), UNITS) == 300
+    assert daily_dose_mcg(med(Dosage(rate_ratio=ratio)), TERMS) == 300
 
 
 def test_tablets_use_the_strength() -> None:
     dosage = Dosage(dose=Quantity(2, "tablet", "{tbl}"), timing=timing_code("TID"))
-    assert daily_dose_mg(med(dosage, text="baclofen 10 mg oral tablet"), UNITS) == 60
+    assert daily_dose_mg(med(dosage, text="baclofen 10 mg oral tablet"), TERMS) == 60
     strength = Ratio(Quantity(20, "mg"), Quantity(1, "tablet"))
-    assert daily_dose_mg(med(dosage, text="baclofen", strength=strength), UNITS) == 120
+    assert daily_dose_mg(med(dosage, text="baclofen", strength=strength), TERMS) == 120
 
 
 def test_two_dosage_lines_are_added() -> None:
     morning = Dosage(dose=Quantity(10, "mg"), timing=timing_code("QD"))
     night = Dosage(dose=Quantity(20, "mg"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(morning, night), UNITS) == 30
+    assert daily_dose_mg(med(morning, night), TERMS) == 30
 
 
 @pytest.mark.parametrize("dosage", [
@@ -83,9 +84,9 @@ def test_two_dosage_lines_are_added() -> None:
     Dosage(rate=Quantity(5, "drops/min")),
 ])
 def test_uncomputable_is_none_never_a_guess(dosage: Dosage) -> None:
-    assert daily_dose_mg(med(dosage), UNITS) is None
+    assert daily_dose_mg(med(dosage), TERMS) is None
 
 
 def test_one_unreadable_line_makes_the_total_unknown() -> None:
     good = Dosage(dose=Quantity(10, "mg"), timing=timing_code("QD"))
-    assert daily_dose_mg(med(good, Dosage(text="extra as needed")), UNITS) is None
+    assert daily_dose_mg(med(good, Dosage(text="extra as needed")), TERMS) is None

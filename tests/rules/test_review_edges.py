@@ -112,12 +112,12 @@ def ranged(low: float, high: float) -> MedicationFact:
 def test_a_dose_range_is_not_a_dose(terms: Terminology) -> None:
     m = ranged(10, 20)
     assert m.dosages[0].dose is None
-    assert daily_dose_mg(m, terms.units) is None
-    assert daily_dose_bounds_mg(m, terms.units) == DoseBounds(40, 80)
+    assert daily_dose_mg(m, terms) is None
+    assert daily_dose_bounds_mg(m, terms) == DoseBounds(40, 80)
 
 
 def test_a_range_with_equal_ends_is_that_dose(terms: Terminology) -> None:
-    assert daily_dose_mg(ranged(20, 20), terms.units) == 80
+    assert daily_dose_mg(ranged(20, 20), terms) == 80
 
 
 def test_the_range_decides_only_when_wholly_on_one_side_of_the_maximum() -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from cds_service.config import (
     BatterySettings,
-    CandidacySettings,
     RefillSettings,
     Settings,
     TrialSettings,
@@ -19,6 +18,7 @@ from cds_service.config import (
 from cds_service.fhir.record import Concept, PatientInfo, PatientRecord, Quantity
 from cds_service.rules import RULE_ENTRIES, RULE_VERSIONS, RULES, evaluate
 from cds_service.rules.booking import BookingSections
+from cds_service.rules.candidacy import CandidacySections
 from cds_service.rules.index import ChartIndex
 from cds_service.terminology import Terminology
 from tests.rules.charts import (
@@ -36,7 +36,9 @@ from tests.rules.charts import (
     record,
 )
 
-SECTIONS = {"candidacy": CandidacySettings, "candidacy-on-order": CandidacySettings,
+# Candidacy also reads the trial section: which screening trial on file ends its card
+# (rule book: itb-candidacy).
+SECTIONS = {"candidacy": CandidacySections, "candidacy-on-order": CandidacySections,
             "trial-outcome": TrialSettings, "refill": RefillSettings, "battery": BatterySettings,
             "booking": BookingSections}
 
@@ -139,5 +141,7 @@ def test_recorded_thresholds_keep_the_sections_of_1_0_and_add_the_reading_window
     assert "same_trial_hours" not in recorded["trial"]  # type: ignore[operator]
     assert recorded["reading"] == {"trial.same_trial_hours": 12.0,
                                    "trial.bare_dose_max_mcg": 500.0,
-                                   "refill.same_visit_days": 1.0}
+                                   "refill.same_visit_days": 1.0,
+                                   "candidacy.trial_recent_months": 12,
+                                   "trial.overdose_window_hours": 24.0}
 
