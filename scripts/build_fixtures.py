@@ -216,6 +216,7 @@ TRIAL_CODE = concept(
 RESPONSE = {
     "positive": coding(SNOMED, "10828004", "Positive"),
     "negative": coding(SNOMED, "260385009", "Negative"),
+    "equivocal": coding(SNOMED, "42425007", "Equivocal"),
 }
 
 
@@ -3106,6 +3107,156 @@ def trial_adverse_coded_observation() -> Scenario:
                 "recorded respiratory depression 2 h after it (an Observation coded in SNOMED "
                 "CT, no words). Overdose sign within 24 h: the adverse warning as well.",
                 [POSITIVE, ADVERSE])
+
+
+# status filters for allergies and appointments
+
+
+@scenario
+def candidacy_refuted_baclofen_allergy() -> Scenario:
+    c = chart("candidacy-refuted-baclofen-allergy", A_OCT, age=41)
+    c.condition("cp", onset_days=-14000)
+    alg = c.allergy("baclofen10", "allergy", "high", "Rash")
+    alg["verificationStatus"] = concept(coding(ALLERGY_VERIFICATION, "refuted", "Refuted"))
+    c.oral("tizanidine", 8, 3, status="stopped", reason_text="Muscle weakness",
+           start_days=-300)
+    return make(c, "candidacy", "Baclofen allergy on file, but refuted",
+                "41-year-old with CP; tizanidine was stopped for weakness. A baclofen allergy "
+                "was entered and later marked refuted (oral baclofen was tolerated). A refuted "
+                "allergy is no contraindication: the ordinary candidacy card.", [CANDIDATE])
+
+
+@scenario
+def refill_missed_appointments_not_booked() -> Scenario:
+    c = pump_chart("refill-missed-appointments-not-booked", A_JUN)
+    c.standard_pump(last_refill_days=-86)
+    c.appointment(REFILL_BOOKING, -2)  # still "booked", but its day has passed
+    c.appointment(REFILL_BOOKING, -1, status="noshow")
+    return make(c, "refill", "Refill appointments missed: one no-show, one never closed",
+                "Alarm in 4 days. The refill appointment 2 days ago was never checked in (still "
+                "'booked', no refill done) and yesterday's was a no-show. Neither is a booking: "
+                "due-soon warning.", [refill_card("due-soon", "warning")])
+
+
+# daily dose across orders: a past regimen at the maximum
+
+
+@scenario
+def candidacy_past_regimen_at_maximum() -> Scenario:
+    c = chart("candidacy-past-regimen-at-maximum", A_MAR, age=50, gender="male")
+    c.condition("ms", onset_days=-5000)
+    c.oral("baclofen20", 20, 4, status="completed", start_days=-700)
+    return make(c, "candidacy", "Past course of baclofen 80 mg/day, spasticity still active",
+                "50-year-old with MS. A baclofen course of 20 mg QID (80 mg/day, the adult "
+                "maximum) was completed last year without a stated reason; the spasticity is "
+                "still active. Ineffective at the maximum dose: candidacy card.", [CANDIDATE])
+
+
+# which trial decides: a 25 mcg trial, and equivocal
+
+
+@scenario
+def trial_negative_25_next_step_50() -> Scenario:
+    c = trial_chart("trial-negative-25-next-step-50", A_OCT, age=7)
+    t = c.trial(28, 25)
+    c.trial_response(t, "negative", 4)
+    return make(c, "trial", "25 mcg bolus in a small child, negative: next step 50 mcg",
+                "7-year-old with CP had a reduced 25 mcg screening bolus yesterday, with no "
+                "useful change. The next labelled step is 50 mcg, at least 24 h later.",
+                [NEXT_STEP])
+
+
+@scenario
+def trial_equivocal_counts_negative() -> Scenario:
+    c = trial_chart("trial-equivocal-counts-negative", A_JAN, age=33)
+    t = c.trial(27, 75)
+    c.trial_response(t, "equivocal", 5)
+    return make(c, "trial", "75 mcg bolus, response recorded as equivocal",
+                "The 75 mcg bolus 27 h ago was judged equivocal. Equivocal counts as negative: "
+                "the next labelled step is 100 mcg.", [NEXT_STEP])
+
+
+# MAS value shapes and body sites
+
+
+@scenario
+def trial_mas_value_shapes() -> Scenario:
+    c = trial_chart("trial-mas-value-shapes", A_JUN, age=24)
+    t = c.trial(26, 50)
+    before, after = c.performed_days(t) - 1 / 24, c.performed_days(t) + 3 / 24
+
+    def mas(when: float, site: Json, value: Json) -> None:
+        c.observation("modified-ashworth-scale", "Modified Ashworth Scale", when, value,
+                      category="exam")
+        c.entries["observations"][-1]["bodySite"] = site
+
+    left = concept(text="Left knee flexors")
+    right = concept(coding(SNOMED, "6757004", "Right knee region structure"),
+                    text="Right knee flexors")
+    mas(before, left, {"valueCodeableConcept": {"coding": [{"code": "3"}]}})
+    # R4 has no Observation.valueDecimal: a number with decimals comes as a unitless Quantity.
+    mas(before, right, {"valueQuantity": {"value": 3.0, "unit": "{score}"}})
+    mas(after, left, {"valueString": "1+"})
+    mas(after, right, {"valueCodeableConcept": concept(text="1")})
+    mas(after, concept(text="Left elbow flexors"), {"valueInteger": 0})
+    return make(c, "trial", "Ashworth scores charted as codes, quantities and text",
+                "50 mcg bolus yesterday. Before: left knee flexors 3 (a bare code), right 3 "
+                "(a unitless quantity); after 3 h: left 1+ (text), right 1 (a concept). Drops "
+                "1.5 and 2, mean 1.75: positive. An elbow scored only afterwards has no "
+                "baseline and is left out.", [POSITIVE])
+
+
+# pump identity: a stale device, readings of the refill day, the model's volume
+
+
+@scenario
+def refill_stale_device_after_removal() -> Scenario:
+    c = chart("refill-stale-device-after-removal", A_OCT, age=44)
+    c.condition("cp")
+    dev = c.pump(implant=years_before(A_OCT, 4))  # the Device row was never closed
+    c.refill(-150, device=dev)
+    c.procedure(concept(*REMOVAL, text="Intrathecal baclofen pump removal"), -45, device=dev)
+    c.itb_order(200, status="stopped", start_days=-500)
+    c.oral("baclofen10", 10, 3, start_days=-45, text="10 mg by mouth three times a day")
+    return make(c, "data-quality", "Pump removed 6 weeks ago, device still listed as active",
+                "The pump was explanted 45 days ago, but its Device record still says active. "
+                "The removal wins (no refill or battery card, though the last refill was 150 "
+                "days ago); a data-quality card asks to update the device list.",
+                [card("itb-data-quality", "stale-device", "info")])
+
+
+@scenario
+def refill_volume_charted_next_day() -> Scenario:
+    c = pump_chart("refill-volume-charted-next-day", A_JUN)
+    dev = c.pump()
+    c.refill(-79, device=dev, volume=None)
+    # The nurse charted the volume put in the next morning; a clinic reading 9 days after
+    # the refill is not the refill's.
+    c.observation("pump-reservoir-volume", "Pump reservoir volume", -78,
+                  {"valueQuantity": qty(18, "mL")}, device=dev)
+    c.observation("pump-reservoir-volume", "Pump reservoir volume", -70,
+                  {"valueQuantity": qty(12, "mL")}, device=dev)
+    c.itb_order(200)
+    c.oral("baclofen10", 10, 3, text="Backup: 10 mg three times a day if the pump fails")
+    return make(c, "refill", "Refill volume charted the day after the refill",
+                "Refilled 79 days ago with 18 mL (charted the next morning, not linked to the "
+                "refill). At 1000 mcg/mL and 200 mcg/day with a 2 mL alarm volume the alarm is "
+                "tomorrow: due-soon warning. The reading 9 days after the refill is not the "
+                "refill's volume.", [refill_card("due-soon", "warning")])
+
+
+@scenario
+def refill_volume_from_model() -> Scenario:
+    c = pump_chart("refill-volume-from-model", A_MAR)
+    dev = c.pump(model="synchromed-20")
+    c.refill(-84, device=dev, volume=None)
+    c.itb_order(200)
+    c.oral("baclofen10", 10, 3, text="Backup: 10 mg three times a day if the pump fails")
+    return make(c, "refill", "Refill volume not charted: the 20 mL reservoir stands in",
+                "Refilled 84 days ago without the volume. The SynchroMed II 20 mL reservoir "
+                "stands in (said on the card, no separate data-quality card): alarm in 6 days, "
+                "due-soon warning.", [refill_card("due-soon", "warning")])
+
 
 
 if __name__ == "__main__":

@@ -37,10 +37,14 @@ def _time_days(q: Quantity | None, units: Units) -> float | None:
     return (q.value if q.value is not None else 1.0) * days
 
 
-def rate_mcg_per_day(q: Quantity | None, units: Units) -> float | None:
-    """A rate written as one unit string: "mcg/day", "ug/d", "mg/h", "mcg/hr"."""
+def rate_mcg_per_day(q: Quantity | None, units: Units, unitless_is_mcg_per_day: bool = False
+                     ) -> float | None:
+    """A rate written as one unit string: "mcg/day", "ug/d", "mg/h", "mcg/hr". With no unit
+    at all, ``unitless_is_mcg_per_day`` reads it in mcg/day (a local code's own unit)."""
     if q is None or q.value is None:
         return None
+    if unitless_is_mcg_per_day and not (q.code or q.unit):
+        return q.value
     for raw in (q.code, q.unit):
         if not raw or "/" not in raw:
             continue

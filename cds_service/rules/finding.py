@@ -42,6 +42,7 @@ class EvidenceLabel(StrEnum):
     LAST_REFILL = "last-refill"
     IMPLANT_AS_LAST_REFILL = "implant-as-last-refill"
     IMPLANT = "implant"
+    PUMP_REMOVAL = "pump-removal"
     ERI = "eri"
     REPLACEMENT_BOOKED = "replacement-booked"
     # The chart entries a pump calculation read its numbers from: each number's source cites

@@ -24,7 +24,15 @@ from cds_service.rules.chart import (
     oral_agent,
     procedure_done,
 )
-from cds_service.rules.pump import Pump, active_pumps, completed, implants, needs_pump_link
+from cds_service.rules.pump import (
+    Pump,
+    StaleDevice,
+    active_pumps,
+    completed,
+    implants,
+    needs_pump_link,
+    stale_devices,
+)
 from cds_service.terminology import Match, Terminology
 
 _EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
@@ -67,6 +75,7 @@ class ChartIndex:
     itb_given: tuple[MedicationFact, ...]  # intrathecal baclofen administrations given
     itb_orders: tuple[MedicationFact, ...]  # current intrathecal baclofen orders, latest last
     pumps: tuple[Pump, ...]  # the active ITB pumps
+    stale_devices: tuple[StaleDevice, ...]  # pump Devices still active after their removal
     pump_history: bool  # any sign of ITB via a pump: candidacy keeps quiet
     backup_oral_baclofen: bool  # an active oral baclofen order to fall back on
     refills: tuple[tuple[ProcedureFact, bool], ...]  # completed refills, needs a pump link
@@ -86,8 +95,11 @@ class ChartIndex:
                          oral_agent(m, terms)) for m in record.medications)
         implant_list = implants(record, terms)
         removal_list = completed(record, terms, "itb-pump-removal")
-        pumps = () if _other_intrathecal_therapy_only(meds) else tuple(
+        other_only = _other_intrathecal_therapy_only(meds)
+        pumps = () if other_only else tuple(
             active_pumps(record, terms, implant_list, removal_list))
+        stale = () if other_only else tuple(
+            stale_devices(record, terms, implant_list, removal_list))
         return cls(
             record=record,
             terms=terms,
@@ -101,6 +113,7 @@ class ChartIndex:
                 "MedicationAdministration") and (m.fact.status or "").lower() in _GIVEN),
             itb_orders=_current_itb_orders(meds),
             pumps=pumps,
+            stale_devices=stale,
             pump_history=bool(pumps) or any(
                 m.itb and m.fact.kind != "MedicationAdministration" and not m.fact.draft
                 and (m.fact.status or "").lower() in CURRENT_MEDICATION for m in meds),

@@ -14,7 +14,7 @@ from cds_service.fhir.record import (
     ProcedureFact,
     ServiceRequestFact,
 )
-from cds_service.rules.chart import procedure_done
+from cds_service.rules.chart import label, procedure_done, when
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import PumpModel, Terminology
 
@@ -127,23 +127,56 @@ def _implant_for(device: DeviceFact, implant_list: list[ProcedureFact],
     return unlinked[-1] if unlinked else None
 
 
-def _removed(implanted: datetime | None, device_ref: str | None, removal_list: list[
-        ProcedureFact], implant_list: list[ProcedureFact]) -> bool:
+def _removal(implanted: datetime | None, device_ref: str | None, removal_list: list[
+        ProcedureFact], implant_list: list[ProcedureFact]) -> ProcedureFact | None:
+    """The completed removal of this pump, if any."""
     for removal in removal_list:
         if device_ref is not None and device_ref in removal.focal_devices:
-            return True
+            return removal
         if removal.focal_devices and device_ref not in removal.focal_devices:
             continue  # the removal of another pump
         if implanted is not None and removal.performed is not None:
             if removal.performed >= implanted and not (
                 removal.performed.date() == implanted.date()
             ):
-                return True
+                return removal
         elif implanted is None and removal.performed is not None and not any(
             p.performed is not None and p.performed >= removal.performed for p in implant_list
         ):
-            return True
-    return False
+            return removal
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StaleDevice:
+    """A pump Device still active after a completed removal of that pump: the removal wins
+    (it is no pump), and the device list is out of date (rule book: itb-refill, decisions)."""
+
+    device: DeviceFact
+    removal: ProcedureFact
+
+
+def stale_devices(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
+                  removal_list: list[ProcedureFact]) -> list[StaleDevice]:
+    devices = pump_devices(record, terms)
+    refs = {d.ref for d in devices}
+    stale = []
+    for device in devices:
+        if (device.status or "").lower() != "active":
+            continue
+        implant = _implant_for(device, implant_list, refs - {device.ref})
+        removal = _removal(implant.performed if implant is not None else None, device.ref,
+                           removal_list, implant_list)
+        if removal is not None:
+            stale.append(StaleDevice(device, removal))
+    return stale
+
+
+def stale_device_evidence(stale: StaleDevice, terms: Terminology) -> tuple[Evidence, ...]:
+    return (pump_evidence(stale.device, device_model(stale.device, terms)),
+            Evidence(EvidenceLabel.PUMP_REMOVAL, reference=stale.removal.ref,
+                     date=when(stale.removal.performed),
+                     words=words(name=label(stale.removal.code, "", terms))))
 
 
 def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
@@ -161,7 +194,7 @@ def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[P
                 continue
             implant = _implant_for(device, implant_list, refs - {device.ref})
             implanted = implant.performed if implant is not None else None
-            if _removed(implanted, device.ref, removal_list, implant_list):
+            if _removal(implanted, device.ref, removal_list, implant_list) is not None:
                 continue
             model = device_model(device, terms)
             pumps.append(Pump(device.ref, device, implant, model))
@@ -169,7 +202,7 @@ def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[P
     if not implant_list:
         return []
     last = implant_list[-1]
-    if _removed(last.performed, None, removal_list, implant_list):
+    if _removal(last.performed, None, removal_list, implant_list) is not None:
         return []
     model = terms.pump_model(last.code.words(), *(c.words() for c in last.used_codes),
                              *last.notes)

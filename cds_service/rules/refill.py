@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from cds_service.config import RefillSettings
 from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
+from cds_service.rules import dataquality
 from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
 from cds_service.rules.dose import daily_dose_mcg, rate_mcg_per_day
@@ -22,7 +23,13 @@ from cds_service.rules.finding import (
     words,
 )
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.pump import Pump, is_refill_appointment, is_refill_request, pump_evidence
+from cds_service.rules.pump import (
+    Pump,
+    is_refill_appointment,
+    is_refill_request,
+    pump_evidence,
+    stale_device_evidence,
+)
 from cds_service.rules.strength import (
     PER_ML,
     charted_volume_ml,
@@ -90,7 +97,9 @@ class PumpRefill:
 
 
 def refill(chart: ChartIndex, now: datetime, settings: RefillSettings) -> list[Finding]:
-    return [p.finding for p in pumps(chart, now, settings) if p.finding is not None]
+    found = [p.finding for p in pumps(chart, now, settings) if p.finding is not None]
+    return found + [dataquality.stale_device(stale_device_evidence(s, chart.terms))
+                    for s in chart.stale_devices]
 
 
 def pumps(chart: ChartIndex, now: datetime, settings: RefillSettings) -> list[PumpRefill]:
@@ -313,12 +322,7 @@ def _itb_order(m: MedicationFact, chart: ChartIndex) -> Evidence:
 
 
 def _dose_of_observation(o: ObservationFact, units: Units) -> float | None:
-    q = quantity_of(o)
-    if q is None or q.value is None:
-        return None
-    if not (q.code or q.unit):
-        return q.value  # the code says mcg/day
-    return rate_mcg_per_day(q, units)
+    return rate_mcg_per_day(quantity_of(o), units, unitless_is_mcg_per_day=True)
 
 
 def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:

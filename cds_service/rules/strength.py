@@ -170,6 +170,23 @@ def convert(q: Quantity | None, units: Units, strength: Strength | None) -> Conv
     return None
 
 
+def written_dose_mcg(text: str | None, units: Units) -> float | None:
+    """A dose written in words ("baclofen 50 mcg intrathecal"), by the units table's pattern."""
+    found = units.trial_dose_in_text.search(text or "")
+    return float(found.group(1)) if found else None
+
+
+def stated_dose_mcg(value: object, units: Units, bare_max_mcg: float) -> float | None:
+    """A dose in an extension: a mass quantity, or a bare number read as micrograms when it
+    is no more than ``bare_max_mcg`` (a larger bare number is not a bolus)."""
+    if isinstance(value, Quantity):
+        return mass_mcg(value, units)
+    if isinstance(value, int | float) and not isinstance(value, bool) and (
+            0 < value <= bare_max_mcg):
+        return float(value)
+    return None
+
+
 def dose_mcg(q: Quantity | None, units: Units, strength: Strength | None = None
              ) -> float | None:
     """One administration in micrograms: a mass as charted, else converted with the

@@ -61,7 +61,7 @@ def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> 
             return result
         draft.note("equivocal")
         return "negative"
-    pairs = mas_pairs(chart.observations("modified-ashworth-scale"), trial.at, t)
+    pairs = mas_pairs(chart.observations("modified-ashworth-scale"), trial.at, t, chart.terms)
     if pairs:
         mean, sites = sum(p.drop for p in pairs) / len(pairs), len(pairs)
         draft.count("masMeanDrop", round(mean, 3), source=source(SourceKind.COMPUTED))

@@ -7,11 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cds_service.config import TrialSettings
-from cds_service.fhir.record import MedicationFact, ProcedureFact, Quantity
+from cds_service.fhir.record import MedicationFact, ProcedureFact
 from cds_service.rules.chart import label, when
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.strength import convert, dose_mcg, mass_mcg, strength_of
+from cds_service.rules.strength import (
+    convert,
+    dose_mcg,
+    stated_dose_mcg,
+    strength_of,
+    written_dose_mcg,
+)
 from cds_service.terminology import Terminology, Units
 
 
@@ -38,18 +44,14 @@ def _dose_text(dose: float | None) -> str | None:
 
 
 def _procedure_dose(p: ProcedureFact, units: Units, settings: TrialSettings) -> float | None:
-    for value in (*p.notes, *(c.words() for c in p.used_codes), p.code.words()):
-        found = units.trial_dose_in_text.search(value or "")
-        if found:
-            return float(found.group(1))
+    for text in (*p.notes, *(c.words() for c in p.used_codes), p.code.words()):
+        mcg = written_dose_mcg(text, units)
+        if mcg is not None:
+            return mcg
     for _url, ext_value in p.extensions:
-        if isinstance(ext_value, Quantity):
-            mcg = mass_mcg(ext_value, units)
-            if mcg is not None:
-                return mcg
-        if isinstance(ext_value, int | float) and not isinstance(ext_value, bool) and (
-                0 < ext_value <= settings.bare_dose_max_mcg):
-            return float(ext_value)
+        mcg = stated_dose_mcg(ext_value, units, settings.bare_dose_max_mcg)
+        if mcg is not None:
+            return mcg
     return None
 
 

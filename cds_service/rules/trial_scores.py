@@ -14,6 +14,7 @@ from cds_service.rules.chart import label, quantity_of
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.strength import duration_hours
 from cds_service.rules.trial_events import Trial
+from cds_service.terminology import Terminology
 
 # Modified Ashworth Scale as charted: "1+" counts as 1.5 (rule book: itb-trial-outcome,
 # decision scores).
@@ -77,12 +78,16 @@ def mas_score(value: ObservationValue) -> float | None:
     return None
 
 
-def _site(o: ObservationFact) -> str:
+def _site(o: ObservationFact, terms: Terminology) -> str:
+    """The body site's code, else its text; with its side (the laterality value set), so
+    the left and right of one coded site are two sites."""
     if o.body_site is None:
         return "unspecified"
+    side = terms.match("laterality", o.body_site)
+    where = side.group if side is not None and side.group else ""
     for c in o.body_site.codings:
         if c.code:
-            return f"{c.system}|{c.code}"
+            return f"{c.system}|{c.code}|{where}"
     return (o.body_site.text or "unspecified").strip().lower()
 
 
@@ -96,8 +101,8 @@ class SitePair:
     drop: float
 
 
-def mas_pairs(observations: Sequence[ObservationFact],
-              trial_at: datetime, t: TrialSettings) -> list[SitePair]:
+def mas_pairs(observations: Sequence[ObservationFact], trial_at: datetime, t: TrialSettings,
+              terms: Terminology) -> list[SitePair]:
     """Per body site: the latest score in the baseline window, the lowest in the post window."""
     baseline: dict[str, tuple[datetime, float, ObservationFact]] = {}
     post: dict[str, tuple[float, ObservationFact]] = {}
@@ -105,7 +110,7 @@ def mas_pairs(observations: Sequence[ObservationFact],
         score = mas_score(o.value)
         if score is None or o.effective is None:
             continue
-        site = _site(o)
+        site = _site(o, terms)
         if _in_baseline(o.effective, trial_at, t):
             if site not in baseline or o.effective >= baseline[site][0]:
                 baseline[site] = (o.effective, score, o)
@@ -116,10 +121,10 @@ def mas_pairs(observations: Sequence[ObservationFact],
             for s in baseline if s in post]
 
 
-def mas_mean_drop(observations: Sequence[ObservationFact],
-                  trial_at: datetime, t: TrialSettings) -> tuple[float, int] | None:
+def mas_mean_drop(observations: Sequence[ObservationFact], trial_at: datetime,
+                  t: TrialSettings, terms: Terminology) -> tuple[float, int] | None:
     """Mean drop over body sites with both a baseline and a post score."""
-    pairs = mas_pairs(observations, trial_at, t)
+    pairs = mas_pairs(observations, trial_at, t, terms)
     if not pairs:
         return None
     return sum(p.drop for p in pairs) / len(pairs), len(pairs)

@@ -53,7 +53,7 @@ OUTCOME_INDICATORS: Mapping[str, Mapping[str, Indicator]] = {
         "booked-late": "warning",  # appointment-book: a replacement close to end of service
         "booked-after-eos": "critical",
     },
-    "itb-data-quality": {"missing-data": "info"},
+    "itb-data-quality": {"missing-data": "info", "stale-device": "info"},
 }
 
 # Tiers an outcome takes in a stated case instead (rule book: itb-candidacy, decision
@@ -87,8 +87,8 @@ class ExpectedCard(BaseModel):
             raise ValueError(
                 f"{self.rule}/{self.outcome} is {tiers[self.outcome]}, not {self.indicator}"
             )
-        if (self.blocks is not None) != (self.rule == "itb-data-quality"):
-            raise ValueError("'blocks' belongs on data-quality cards, and only there")
+        if (self.blocks is not None) != (self.outcome == "missing-data"):
+            raise ValueError("'blocks' belongs on missing-data cards, and only there")
         return self
 
 

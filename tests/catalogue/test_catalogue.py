@@ -35,7 +35,7 @@ TIERS = {
     "undocumented": Tier.WARNING, "adverse": Tier.WARNING, "empty": Tier.CRITICAL,
     "overdue": Tier.CRITICAL, "due-soon": Tier.WARNING, "notice": Tier.INFO,
     "booked": Tier.INFO, "end-of-service": Tier.CRITICAL, "eri": Tier.CRITICAL,
-    "plan": Tier.WARNING, "missing-data": Tier.INFO,
+    "plan": Tier.WARNING, "missing-data": Tier.INFO, "stale-device": Tier.INFO,
     "booked-late": Tier.WARNING, "booked-after-empty": Tier.CRITICAL,
     "booked-after-eos": Tier.CRITICAL,
 }

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import cast
+
 import pytest
 
 from cds_service.config import Settings, TrialSettings
-from cds_service.fhir.record import AdverseEventFact, Concept, Dosage, MedicationFact, Quantity
+from cds_service.fhir.record import (
+    AdverseEventFact,
+    Coding,
+    Concept,
+    Dosage,
+    MedicationFact,
+    ObservationFact,
+    Quantity,
+)
 from cds_service.rules.finding import Tier
 from cds_service.rules.trial import trial_outcome
 from cds_service.rules.trial_scores import mas_mean_drop, mas_score
@@ -38,14 +49,32 @@ def test_mas_one_plus_counts_as_one_and_a_half() -> None:
     assert mas_score("1+") == 1.5 and mas_score(3) == 3.0 and mas_score("5") is None
 
 
-def test_mas_mean_drop_over_matched_sites() -> None:
+def test_mas_mean_drop_over_matched_sites(terms: Terminology) -> None:
     obs = [mas("3", "2026-06-10T07:00", "left knee", "Observation/1"),
            mas("1+", "2026-06-10T07:00", "right knee", "Observation/2"),
            mas("2", "2026-06-10T12:00", "left knee", "Observation/3"),
            mas("1", "2026-06-10T12:00", "right knee", "Observation/4"),
            mas("0", "2026-06-10T12:00", "elbow", "Observation/5")]  # unmatched site
     assert mas_mean_drop(obs, at("2026-06-10T08:00"),  # type: ignore[arg-type]
-                         TrialSettings()) == (0.75, 2)
+                         TrialSettings(), terms) == (0.75, 2)
+
+
+def test_one_coded_site_on_both_sides_is_two_sites(terms: Terminology) -> None:
+    """The same site code with "Left ..." and "Right ..." (or a laterality coding) is two
+    sites: the left drop is not compared with the right baseline."""
+    knee = Coding("http://snomed.info/sct", "6757004", "Knee region structure")
+    left = Concept((knee,), "Left knee flexors")
+    right = Concept((knee, Coding("http://snomed.info/sct", "24028007", "Right")))
+    def scored(value: str, when: str, site: Concept, ref: str) -> ObservationFact:
+        return replace(cast(ObservationFact, mas(value, when, "x", ref)), body_site=site)
+
+    obs = [scored("3", "2026-06-10T07:00", left, "Observation/1"),
+           scored("1", "2026-06-10T07:00", right, "Observation/2"),
+           scored("1", "2026-06-10T12:00", left, "Observation/3"),
+           scored("1", "2026-06-10T12:00", right, "Observation/4")]
+    # Left 3 -> 1 (drop 2), right 1 -> 1 (drop 0): mean 1 over two sites. Read as one
+    # site, the left's later score against the right's baseline would give another answer.
+    assert mas_mean_drop(obs, at("2026-06-10T08:00"), TrialSettings(), terms) == (1.0, 2)
 
 
 @pytest.mark.parametrize(("post", "outcome"), [("2", "positive"), ("3", "negative-next-step")])

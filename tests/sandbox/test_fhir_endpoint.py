@@ -23,9 +23,10 @@ from cds_service.terminology import Terminology
 from tests.conftest import FIXED_NOW, LiveServer
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")
-# Services that read only what the fallback can fetch (order hooks also carry draft orders,
-# appointment-book its proposals: both travel in the context, with or without prefetch).
-FETCHABLE = [s for s in SCENARIOS if s.service in ("itb-patient-view", "itb-appointment-book")]
+# Every scenario, whatever its hook: what the fallback fetches is the chart; the order hooks'
+# draft orders and appointment-book's proposals travel in the context, with or without
+# prefetch.
+FETCHABLE = list(SCENARIOS)
 PADDED = [s for s in SCENARIOS if "padded" in s.id]
 
 
