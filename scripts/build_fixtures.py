@@ -3230,16 +3230,16 @@ def refill_volume_charted_next_day() -> Scenario:
     c = pump_chart("refill-volume-charted-next-day", A_JUN)
     dev = c.pump()
     c.refill(-79, device=dev, volume=None)
-    # The nurse charted the volume put in the next morning; a clinic reading 9 days after
-    # the refill is not the refill's.
-    c.observation("pump-reservoir-volume", "Pump reservoir volume", -78,
+    # The nurse charted the volume put in the next evening (32.5 h after the 09:00 refill,
+    # the next calendar day); a clinic reading 9 days after the refill is not the refill's.
+    c.observation("pump-reservoir-volume", "Pump reservoir volume", -78 + 8.5 / 24,
                   {"valueQuantity": qty(18, "mL")}, device=dev)
     c.observation("pump-reservoir-volume", "Pump reservoir volume", -70,
                   {"valueQuantity": qty(12, "mL")}, device=dev)
     c.itb_order(200)
     c.oral("baclofen10", 10, 3, text="Backup: 10 mg three times a day if the pump fails")
-    return make(c, "refill", "Refill volume charted the day after the refill",
-                "Refilled 79 days ago with 18 mL (charted the next morning, not linked to the "
+    return make(c, "refill", "Refill volume charted the evening after the refill",
+                "Refilled 79 days ago with 18 mL (charted the next evening, not linked to the "
                 "refill). At 1000 mcg/mL and 200 mcg/day with a 2 mL alarm volume the alarm is "
                 "tomorrow: due-soon warning. The reading 9 days after the refill is not the "
                 "refill's volume.", [refill_card("due-soon", "warning")])
@@ -3258,6 +3258,49 @@ def refill_volume_from_model() -> Scenario:
                 "due-soon warning.", [refill_card("due-soon", "warning")])
 
 
+
+
+# battery bookings count only before end of service, and only while still to come
+
+
+REPLACEMENT_SURGERY = concept(IMPLANT_PROGRAMMABLE, IMPLANT_LOCAL,
+                              text="Intrathecal baclofen pump replacement surgery")
+
+
+@scenario
+def battery_booked_after_end_of_service() -> Scenario:
+    c, _ = battery_chart("battery-booked-after-end-of-service", A_OCT,
+                         years_before(A_OCT, 7, 120))
+    c.appointment(REPLACEMENT_SURGERY, 150)
+    return make(c, "battery", "Replacement booked a month after end of service",
+                "End of service in ~4 months, but the replacement surgery is booked in 150 "
+                "days, after it. A booking that late does not count: the plan warning stays "
+                "and says to bring the surgery forward.", [battery_card("plan", "warning")])
+
+
+@scenario
+def battery_past_replacement_appointment() -> Scenario:
+    c, _ = battery_chart("battery-past-replacement-appointment", A_MAR,
+                         years_before(A_MAR, 7, 120))
+    c.appointment(REPLACEMENT_SURGERY, -10)  # still "booked"; the surgery never happened
+    return make(c, "battery", "Replacement appointment 10 days ago, never done",
+                "End of service in ~4 months. A replacement appointment 10 days ago is still "
+                "'booked' but no replacement was done. A past appointment is no booking: plan "
+                "warning.", [battery_card("plan", "warning")])
+
+
+@scenario
+def candidacy_trap_negative_100_by_ashworth() -> Scenario:
+    c = chart("candidacy-trap-negative-100-by-ashworth", A_OCT, age=29, gender="male")
+    c.condition("cp", onset_days=-10000)
+    c.oral("baclofen20", 20, 3, status="stopped", reason_text="Drowsiness")
+    old = c.trial(2 * 365 * 24, 100)
+    c.ashworth(old, -1, "Left knee flexors", "3")
+    c.ashworth(old, 4, "Left knee flexors", "3")
+    return make(c, "candidacy", "100 mcg trial two years ago, no Ashworth change",
+                "29-year-old with CP whose oral baclofen failed. Two years ago a 100 mcg "
+                "screening trial left the Ashworth score at 3 (no response recorded in words): "
+                "negative at the highest labeled dose, so not a candidate. No card.", [])
 
 if __name__ == "__main__":
     done = write_all()

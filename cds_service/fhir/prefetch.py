@@ -145,10 +145,11 @@ def _medication_id(resource: object) -> str | None:
 
 
 def _unresolved_medications(plan: _Plan) -> dict[str, str]:
-    """Per fetched medication-use key, a query for the Medications it references but did not
-    bring (a search returns them only when asked to include them)."""
+    """Per medication-use key (prefetched or fetched), a query for the Medications it
+    references but did not bring (a server that ignores ``_include``, an EHR that does not
+    run it)."""
     queries: dict[str, str] = {}
-    for key in plan.fetched:
+    for key in (*plan.supplied, *plan.fetched):
         if key not in _MEDICATION_USE_KEYS:
             continue
         items = plan.resources.get(key, [])
@@ -198,6 +199,7 @@ async def resolve(
         )
         query_log = outcome.log
         _take_fetched(plan, outcome)
+    if fhir_server and server_allowed:
         query_log += await _fetch_medications(plan, client, fhir_server, access_token,
                                               budget_s)
     failures = plan.failures

@@ -21,9 +21,14 @@ RULE_OBSERVATION_CODES: tuple[str, ...] = OBSERVATION_CODES
 _BASE_TEMPLATES: dict[str, str] = {
     "patient": "Patient/{{context.patientId}}",
     "conditions": "Condition?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}",
-    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
-    "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}",
+    # A referenced (not contained) Medication carries the strength that converts a dose
+    # charted in mL or tablets: the search brings it along.
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}"
+                          "&_include=MedicationRequest:medication",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}"
+                            "&_include=MedicationStatement:medication",
+    "medicationAdministrations": "MedicationAdministration?patient={{context.patientId}}"
+                                 "&_include=MedicationAdministration:medication",
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
     "adverseEvents": "AdverseEvent?subject=Patient/{{context.patientId}}",
     "procedures": "Procedure?patient={{context.patientId}}",

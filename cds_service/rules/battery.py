@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.config import BatterySettings
-from cds_service.rules.chart import BOOKED_APPOINTMENT, label, when
+from cds_service.rules.chart import label, visit_ahead, when
 from cds_service.rules.dates import add_months, add_years, calendar_days_until, iso_date
 from cds_service.rules.draft import Draft
 from cds_service.rules.finding import (
@@ -31,7 +31,7 @@ RULE_ID = "itb-battery"
 RULE_VERSION = "1.1.0"
 OUTCOMES = ("end-of-service", "eri", "plan", "notice", "booked")
 NOTES = ("programmable-assumed", "service-life-assumed", "booked-but-critical",
-         "eri-caps-eos")
+         "eri-caps-eos", "booked-not-in-time")
 PUMP_NOTES = ("no-backup-oral-baclofen",)
 
 _PLANNED_PROCEDURE = frozenset({"preparation", "in-progress"})
@@ -63,26 +63,39 @@ def _eri(chart: ChartIndex, implanted: datetime | None, now: datetime
     return None
 
 
-def _booked(chart: ChartIndex, implanted: datetime | None
-            ) -> tuple[datetime | None, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    at: datetime | None  # None: a request with no date yet
+    ref: str
+
+    def in_time(self, eos: datetime) -> bool:
+        """Only a replacement booked before end of service lowers the card (rule book:
+        itb-battery, decisions)."""
+        return self.at is not None and self.at < eos
+
+
+def _booked(chart: ChartIndex, implanted: datetime | None, eos: datetime, now: datetime
+            ) -> _Booking | None:
+    """The replacement booked for this pump: one in time if any, else a late or undated one
+    (which the card mentions without being lowered)."""
     terms = chart.terms
 
     def later(at: datetime | None) -> bool:
         return at is None or implanted is None or at > implanted
 
+    found: list[_Booking] = []
     for s in chart.record.service_requests:
         if (s.status or "").lower() in ("active", "on-hold") and terms.match(
                 "itb-pump-replacement", s.code) and later(s.occurrence or s.authored):
-            return s.occurrence, s.ref
+            found.append(_Booking(s.occurrence, s.ref))
     for p in chart.record.procedures:
         if (p.status or "").lower() in _PLANNED_PROCEDURE and terms.match(
                 "itb-pump-replacement", p.code) and later(p.performed):
-            return p.performed, p.ref
+            found.append(_Booking(p.performed, p.ref))
     for a in chart.record.appointments:
-        if (a.status or "").lower() in BOOKED_APPOINTMENT and later(a.start) and (
-                is_replacement_appointment(terms, a)):
-            return a.start, a.ref
-    return None
+        if visit_ahead(a, now) and later(a.start) and is_replacement_appointment(terms, a):
+            found.append(_Booking(a.start, a.ref))
+    return next((b for b in found if b.in_time(eos)), found[0] if found else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,16 +146,18 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: BatterySet
         return PumpBattery(pump, None, eos, basis)
     outcome, tier = graded
     suggest = True
-    booking = _booked(chart, implanted)
+    booking = _booked(chart, implanted, eos, now)
     if booking is not None:
-        if booking[0] is not None:
-            draft.count("bookedDate", iso_date(booking[0]), source=booking[1])
-        draft.see(Evidence(EvidenceLabel.REPLACEMENT_BOOKED, reference=booking[1],
-                           date=when(booking[0])))
+        if booking.at is not None:
+            draft.count("bookedDate", iso_date(booking.at), source=booking.ref)
+        draft.see(Evidence(EvidenceLabel.REPLACEMENT_BOOKED, reference=booking.ref,
+                           date=when(booking.at)))
         if tier is Tier.CRITICAL:
             draft.note("booked-but-critical")
-        else:
+        elif booking.in_time(eos):
             outcome, tier, suggest = "booked", Tier.INFO, False
+        else:
+            draft.note("booked-not-in-time")
     draft.note(*pump_notes)
     return PumpBattery(pump, draft.finding(outcome, tier, device_ref=pump.ref, suggest=suggest),
                        eos, basis)

@@ -36,8 +36,8 @@ from cds_service.rules.oral_failure import (
     candidacy_agent,
     failed_agents,
 )
+from cds_service.rules.trial import trial_result
 from cds_service.rules.trial_events import Trial, trials_on_file
-from cds_service.rules.trial_scores import recorded_response
 
 RULE_ID = "itb-candidacy"
 RULE_VERSION = "1.1.0"
@@ -107,9 +107,11 @@ def _trial_on_file(chart: ChartIndex, now: datetime, c: CandidacySettings, t: Tr
 
 
 def _negative_at_top(chart: ChartIndex, trial: Trial, t: TrialSettings) -> bool:
-    response = recorded_response(chart, trial, t)
+    """Negative at the highest labeled dose, by the trial rule's own reading (a recorded
+    response, else the Ashworth or Penn scores). With no result on file (an order hook sends
+    no observations) the trial is only mentioned."""
     return (trial.dose_mcg is not None and trial.dose_mcg >= max(t.labeled_steps_mcg)
-            and response is not None and response[0] in ("negative", "equivocal"))
+            and trial_result(chart, trial, t) == "negative")
 
 
 def _dose_row(m: MedicationFact, says: EvidenceLabel, daily: float, chart: ChartIndex

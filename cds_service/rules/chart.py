@@ -7,6 +7,7 @@ from datetime import datetime
 
 from cds_service.fhir.record import (
     AllergyFact,
+    AppointmentFact,
     Concept,
     ConditionFact,
     MedicationFact,
@@ -26,6 +27,19 @@ CURRENT_MEDICATION = frozenset({"active", "intended"})
 VOID_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
 # Appointment statuses that mean the visit will happen (the refill and battery rules alike).
 BOOKED_APPOINTMENT = frozenset({"booked", "arrived", "checked-in", "pending"})
+_UNDER_WAY = frozenset({"arrived", "checked-in"})
+
+
+def visit_ahead(a: AppointmentFact, now: datetime) -> bool:
+    """A booked appointment whose visit is still to come (rule book: "Conventions", status
+    filters): booked or pending and not yet started, or arrived / checked in today (the
+    patient is in clinic). One whose start has passed without its procedure is no booking."""
+    status = (a.status or "").lower()
+    if status not in BOOKED_APPOINTMENT or a.start is None:
+        return False
+    return a.start >= now or (status in _UNDER_WAY and a.start.date() == now.date())
+
+
 # A proposed appointment with one of these statuses is not being booked (appointment-book).
 NOT_BEING_BOOKED = frozenset({"cancelled", "entered-in-error", "noshow"})
 

@@ -186,12 +186,13 @@ def _line_bounds(dosage: Dosage, units: Units, strength: Strength | None
 
 def daily_dose_bounds_mg(fact: MedicationFact, terms: Terminology) -> DoseBounds | None:
     """Bounds of the daily dose when a line gives a doseRange; None when even those are not
-    computable. An exact dose gives equal bounds."""
+    computable. An exact dose gives equal bounds; as-needed lines are left out, as in
+    daily_dose_mcg."""
     units, strength = terms.units, strength_of(fact, terms)
     low: float | None = 0.0
     high: float | None = 0.0
     seen = False
-    for dosage in fact.dosages:
+    for dosage in (d for d in fact.dosages if not d.as_needed):
         line = _line_bounds(dosage, units, strength)
         if line is None:
             return None

@@ -14,7 +14,7 @@ from cds_service.fhir.record import (
     ProcedureFact,
     ServiceRequestFact,
 )
-from cds_service.rules.chart import label, procedure_done, when
+from cds_service.rules.chart import label, procedure_done, visit_ahead, when
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import PumpModel, Terminology
 
@@ -260,3 +260,24 @@ def programmability(pump: Pump, terms: Terminology) -> Programmability:
         if found is not None and found.group in ("programmable", "non-programmable"):
             return Programmability(found.group == "programmable", "implant procedure")
     return Programmability(True, "assumed")
+
+
+def booked_refill(record: PatientRecord, terms: Terminology, after: datetime,
+                  due: datetime | None, now: datetime) -> tuple[datetime, str] | None:
+    """The earliest refill booked (an appointment that will happen, or an active order) after
+    the last fill and on or before ``due`` (None: whenever): with it, the refill is taken
+    care of."""
+    found: list[tuple[datetime, str]] = []
+    for a in record.appointments:
+        if not visit_ahead(a, now) or a.start is None:
+            continue
+        if a.start >= after and (due is None or a.start <= due) and is_refill_appointment(
+                terms, a):
+            found.append((a.start, a.ref))
+    for s in record.service_requests:
+        if (s.status or "").lower() != "active" or s.occurrence is None:
+            continue
+        if s.occurrence >= after and (due is None or s.occurrence <= due) and (
+                is_refill_request(terms, s)):
+            found.append((s.occurrence, s.ref))
+    return min(found) if found else None

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from cds_service.config import RefillSettings
 from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
 from cds_service.rules import dataquality
-from cds_service.rules.chart import BOOKED_APPOINTMENT, label, quantity_of, when
+from cds_service.rules.chart import label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
 from cds_service.rules.dose import daily_dose_mcg, rate_mcg_per_day
 from cds_service.rules.draft import Draft
@@ -25,8 +25,7 @@ from cds_service.rules.finding import (
 from cds_service.rules.index import ChartIndex
 from cds_service.rules.pump import (
     Pump,
-    is_refill_appointment,
-    is_refill_request,
+    booked_refill,
     pump_evidence,
     stale_device_evidence,
 )
@@ -134,9 +133,11 @@ def _one_pump(pump: Pump, chart: ChartIndex, now: datetime, settings: RefillSett
     _count_dates(draft, dates, inputs, reserve, alarm_obs, settings)
     draft.count("daysUntilDue", calendar_days_until(dates.due, now), "d")
     basis = draft.copy()
-    booking = booked_refill(chart, last, dates.due, now, settings)
-
     graded = _grade(dates, now, settings)
+    # Past due, any refill still to come is worth saying (it lowers nothing).
+    critical = graded is not None and graded[1] is Tier.CRITICAL
+    booking = booked_refill(chart.record, chart.terms, last, None if critical else dates.due,
+                            now)
     if graded is None:
         return PumpRefill(pump, None, dates, basis, booking)
     outcome, tier = graded
@@ -244,8 +245,9 @@ def _refill_for(pump: Pump, chart: ChartIndex, now: datetime, multiple: bool
 def _near(o: ObservationFact, last: _LastFill, settings: RefillSettings) -> bool:
     if set(o.part_of + o.derived_from + o.focus) & last.refs:
         return True
-    return o.effective is not None and abs(o.effective - last.at) <= timedelta(
-        days=settings.same_visit_days)
+    # The same calendar day, +- 1 day: a reading charted the next evening still belongs.
+    return o.effective is not None and abs(
+        calendar_days_until(o.effective, last.at)) <= settings.same_visit_days
 
 
 def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSettings,
@@ -351,13 +353,15 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
 
 
 def _reserve(chart: ChartIndex, settings: RefillSettings, draft: Draft) -> float:
+    units = chart.terms.units
     programmed = [o for o in chart.observations("pump-reserve-volume")
-                  if quantity_of(o) is not None]
-    q = quantity_of(programmed[-1]) if programmed else None
-    if q is not None and q.value is not None:
+                  if charted_volume_ml(quantity_of(o), units) is not None]
+    if programmed:
+        reserve = charted_volume_ml(quantity_of(programmed[-1]), units)
+        assert reserve is not None
         draft.see(_observed(EvidenceLabel.RESERVE_VOLUME, programmed[-1]))
-        draft.count("reserveMl", q.value, "mL", programmed[-1].ref)
-        return q.value
+        draft.count("reserveMl", reserve, "mL", programmed[-1].ref)
+        return reserve
     draft.note("reserve-default")
     draft.count("reserveMl", settings.reserve_ml, "mL",
                 source(SourceKind.SETTING, "refill.reserve_ml"))
@@ -372,25 +376,3 @@ def _recorded_alarm(chart: ChartIndex, last: datetime, settings: RefillSettings
              if isinstance(o.value, datetime) and o.value >= last
              and (o.effective is None or o.effective >= last - visit)]
     return found[-1] if found else None
-
-
-def booked_refill(chart: ChartIndex, after: datetime, due: datetime, now: datetime,
-                  settings: RefillSettings) -> tuple[datetime, str] | None:
-    """The earliest refill booked (an appointment that will happen, or an active order) after
-    the last fill and on or before ``due``: with it, the refill is taken care of."""
-    terms = chart.terms
-    visit = timedelta(days=settings.same_visit_days)
-    found: list[tuple[datetime, str]] = []
-    for a in chart.record.appointments:
-        if (a.status or "").lower() not in BOOKED_APPOINTMENT or a.start is None:
-            continue
-        if not (a.start >= after and a.start >= now - visit and a.start <= due):
-            continue
-        if is_refill_appointment(terms, a):
-            found.append((a.start, a.ref))
-    for s in chart.record.service_requests:
-        if (s.status or "").lower() != "active" or s.occurrence is None:
-            continue
-        if s.occurrence >= after and s.occurrence <= due and is_refill_request(terms, s):
-            found.append((s.occurrence, s.ref))
-    return min(found) if found else None

@@ -6,7 +6,7 @@ RxNorm code, else the strength a tablet's name states."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cds_service.fhir.record import MedicationFact, Quantity
 from cds_service.terminology import Terminology, Units
@@ -27,6 +27,11 @@ class Strength:
     def shown(self) -> str:
         per = "mL" if self.per == PER_ML else self.form
         return f"{_amount(self.mcg, self.unit)} {self.unit}/{per}"
+
+    def in_micrograms(self) -> Strength:
+        """The same strength stated in mcg: intrathecal doses are never written in mg (a
+        decimal mg figure is a dosing hazard)."""
+        return replace(self, unit="mcg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +98,12 @@ def concentration_mcg_per_ml(q: Quantity | None, units: Units) -> float | None:
 
 
 def duration_hours(q: Quantity | None, units: Units) -> float | None:
-    """An effect duration in hours: the local code's unit unless it says minutes."""
+    """An effect duration in hours (no unit: the local code's unit, hours); a unit the table
+    does not know is not guessed."""
     if q is None or q.value is None:
         return None
-    return q.value / units.per_hour.get((q.code or q.unit or "h").lower(), 1.0)
+    factor = units.per_hour.get((q.code or q.unit or "h").strip().lower())
+    return None if factor is None else q.value / factor
 
 
 def _mass_unit(q: Quantity | None) -> str:

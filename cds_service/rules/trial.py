@@ -49,6 +49,12 @@ def _instant(moment: datetime | None) -> str | None:
     return iso_instant(moment) if moment is not None else None
 
 
+def trial_result(chart: ChartIndex, trial: Trial, t: TrialSettings) -> str | None:
+    """A trial's result as this rule reads it (the recorded response, else Modified Ashworth,
+    else Penn; equivocal reads as negative), or None when none is on file."""
+    return _result(chart, trial, t, Draft(RULE_ID, RULE_VERSION))
+
+
 def _result(chart: ChartIndex, trial: Trial, t: TrialSettings, draft: Draft) -> str | None:
     """"positive" / "negative" from, in order, a recorded response, the Modified Ashworth
     drop, the Penn drop; None when none is documented."""

@@ -59,6 +59,7 @@ def _bolus_dose(m: MedicationFact, terms: Terminology) -> tuple[float | None, st
     """The bolus in mcg and how the card shows it: "2 mL x 50 mcg/mL = 100 mcg" when it was
     charted as a volume of the screening ampoule (rule book: itb-trial-outcome, decisions)."""
     strength = strength_of(m, terms)
+    strength = strength.in_micrograms() if strength is not None else None
     for dosage in m.dosages:
         dose = dose_mcg(dosage.dose, terms.units, strength)
         if dose is not None:

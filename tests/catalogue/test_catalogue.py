@@ -150,7 +150,7 @@ def broken(tmp_path: Path, family: str, old: str, new: str) -> Path:
 
 @pytest.mark.parametrize(("family", "old", "new", "message"), [
     ("refill", "indicator: critical", "indicator: severe", "outcomes.empty.indicator"),
-    ("battery", "version: 2.0.0", "version: one", "version"),
+    ("battery", "version: 2.1.0", "version: one", "version"),
     ("trial", "outcome of the ITB screening trial of {{ n.trialDate }}",
      "outcome of the ITB screening trial of {{ nope.trialDate }}",
      "outcomes.undocumented.summary"),

@@ -127,6 +127,10 @@ def _app(state: dict[str, FhirBehaviour]) -> Starlette:
         params = request.query_params
         patient = params.get("patient") or params.get("subject", "").removeprefix("Patient/")
         found = search_results(behaviour.chart, resource_type) if patient == PATIENT_ID else []
+        if "_id" in params:  # Medication?_id=a,b: the Medications a prefetch referenced
+            wanted = set(params["_id"].split(","))
+            found = [r for r in behaviour.chart
+                     if r["resourceType"] == resource_type and r.get("id") in wanted]
         page = int(params.get("_page", "1"))
         size = behaviour.page_size
         chunk = found[(page - 1) * size : page * size]

@@ -190,3 +190,24 @@ def test_records_do_not_depend_on_the_order_of_keys_or_entries(fhir_server):
     b = build_record(run_resolve(settings, reversed_prefetch, None), None, ACCEPT)
     assert a.conditions == b.conditions and a.medications == b.medications
     assert a.observations == b.observations and a.procedures == b.procedures
+
+
+def test_a_prefetch_without_its_referenced_medication_gets_it_from_the_server(fhir_server):
+    """An EHR that ran the search without _include: the Medication the tizanidine order
+    references (its strength converts a dose in tablets) is fetched, and nothing else."""
+    prefetch = prefetch_for(fhir_server.behaviour.chart)
+    bundle = prefetch["medicationRequests"]
+    bundle["entry"] = [e for e in bundle["entry"]
+                       if e["resource"]["resourceType"] != "Medication"]
+    resolved = run_resolve(Settings(), prefetch, fhir_server.base_url)
+    assert "medicationRequests" in resolved.supplied
+    assert fhir_server.behaviour.seen_paths == ["/fhir/Medication?_id=tiz4"]
+    assert any(r.get("resourceType") == "Medication" and r.get("id") == "tiz4"
+               for r in resolved.resources["medicationRequests"])
+
+
+def test_a_complete_prefetch_sends_no_query(fhir_server):
+    resolved = run_resolve(Settings(), prefetch_for(fhir_server.behaviour.chart),
+                           fhir_server.base_url)
+    assert resolved.supplied and not resolved.fetched
+    assert fhir_server.behaviour.seen_paths == []

@@ -113,9 +113,22 @@ def test_booking_after_due_does_not_count(settings: Settings, terms: Terminology
 
 
 def test_booking_never_lowers_critical(settings: Settings, terms: Terminology) -> None:
-    rec = chart("2026-03-20", appointments=(booked("2026-06-18"),))
+    # Booked for this afternoon (a booking whose start has passed is no booking at all).
+    rec = chart("2026-03-20", appointments=(booked("2026-06-18T15:00"),))
     f = one(refill(indexed(rec, terms), at("2026-06-18T12:00"), settings.refill))
     assert f.tier is Tier.CRITICAL and "booked-but-critical" in f.notes
+
+
+def test_a_booking_whose_start_has_passed_is_no_booking(settings: Settings,
+                                                         terms: Terminology) -> None:
+    rec = chart("2026-03-20", appointments=(booked("2026-06-14T09:00"),))
+    assert one(refill(indexed(rec, terms), at("2026-06-15"), settings.refill)).outcome == (
+        "due-soon")
+    arrived = AppointmentFact("Appointment/a", "arrived", at("2026-06-15T08:30"),
+                              (Concept(text="Intrathecal baclofen pump refill"),))
+    rec = chart("2026-03-20", appointments=(arrived,))
+    assert one(refill(indexed(rec, terms), at("2026-06-15T09:00"), settings.refill)).outcome == (
+        "booked")
 
 
 def test_volume_falls_back_to_the_model_reservoir_with_a_note(settings: Settings,

@@ -16,6 +16,7 @@ from cds_service.fhir.record import (
     MedicationFact,
     ObservationFact,
     Quantity,
+    Ratio,
 )
 from cds_service.rules.finding import Tier
 from cds_service.rules.trial import trial_outcome
@@ -183,3 +184,21 @@ def test_a_procedure_and_its_bolus_are_one_trial_within_the_configured_hours(
     assert [e.reference for e in together.evidence] == ["Procedure/t",
                                                          "MedicationAdministration/ma"]
     assert together.number("trialDoseMcg").value == 75  # type: ignore[union-attr]
+
+
+def test_a_bolus_charted_in_ml_is_converted_and_shown_in_micrograms(
+        settings: Settings, terms: Terminology) -> None:
+    """1.5 mL of an ampoule labelled 0.05 mg/mL is 75 mcg, and the card says it in mcg (an
+    intrathecal dose written as a decimal of a milligram is a dosing hazard)."""
+    bolus = MedicationFact(
+        "MedicationAdministration/ma", "MedicationAdministration", "completed",
+        coded(RXNORM, "1047437", text="Baclofen intrathecal"),
+        dosages=(Dosage(route=coded(SNOMED, "72607000", "Intrathecal"),
+                        dose=Quantity(1.5, "mL", "mL")),),
+        effective=Period(at("2026-06-10T08:00"), None),
+        strength=Ratio(Quantity(0.05, "mg", "mg"), Quantity(1, "mL", "mL")))
+    chart = indexed(record(procedures=(TRIAL,), medications=(bolus,)), terms)
+    [f] = trial_outcome(chart, at("2026-06-12"), settings.trial)
+    assert f.number("trialDoseMcg").value == 75  # type: ignore[union-attr]
+    [row] = [e for e in f.evidence if e.reference == "MedicationAdministration/ma"]
+    assert row.value == "1.5 mL \N{MULTIPLICATION SIGN} 50 mcg/mL = 75 mcg"
