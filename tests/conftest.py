@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,27 @@ class LiveServer:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class Clock:
+    """A clock a test moves: the service reads ``now`` at each call."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@contextmanager
+def clocked_service(tmp: Path, timeout: float = 30) -> Iterator[tuple[httpx.Client, Clock]]:
+    """The service on loopback with a clock the test sets, and a client for it."""
+    clock = Clock()
+    port = free_port()
+    settings = make_settings(tmp, public_base_url=f"http://127.0.0.1:{port}")
+    server = LiveServer(create_app(settings, clock=clock), port)
+    with server, httpx.Client(base_url=server.url, timeout=timeout) as http:
+        yield http, clock
 
 
 @pytest.fixture

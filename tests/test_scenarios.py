@@ -14,7 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from cds_service.config import PROJECT_ROOT
 from cds_service.hooks.models import CdsResponse
 from cds_service.sandbox.scenarios import Scenario, load_scenarios, shifted_anchor, shifted_request
-from tests.conftest import LiveServer
+from tests.conftest import Clock, clocked_service
 
 SCENARIOS = load_scenarios(PROJECT_ROOT / "fixtures")
 TODAY = datetime.now(UTC).replace(microsecond=0)
@@ -32,26 +32,10 @@ def expected_keys(scenario: Scenario) -> Counter[tuple[str, str, str]]:
     return Counter((e.rule, e.outcome, e.indicator) for e in scenario.expected)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = TODAY
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Clock]]:
-    from cds_service.app import create_app
-    from tests.conftest import free_port, make_settings
-
-    clock = Clock()
-    port = free_port()
-    settings = make_settings(tmp_path_factory.mktemp("scenarios"),
-                             public_base_url=f"http://127.0.0.1:{port}")
-    server = LiveServer(create_app(settings, clock=clock), port)
-    with server, httpx.Client(base_url=server.url, timeout=30) as http:
-        yield http, clock
+    with clocked_service(tmp_path_factory.mktemp("scenarios")) as running:
+        yield running
 
 
 def post(http: httpx.Client, scenario: Scenario, request: dict[str, object]) -> dict[str, object]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from bench.charts import _fixture_builders, _pad_to, _resource_count
 from bench.panel import ANCHOR, _chart, plan
-from tests.conftest import LiveServer
+from tests.conftest import Clock, clocked_service
 
 FX = _fixture_builders()
 SCENARIOS = [fn for fn in FX.SCENARIOS if fn().service == "itb-patient-view"]
@@ -23,26 +22,10 @@ NOISE_PATIENTS = [p for p in plan(80) if p.kind == "noise"][:25]
 EXTRA_NOISE = 200  # resources added to each scenario's chart
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Clock]]:
-    from cds_service.app import create_app
-    from tests.conftest import free_port, make_settings
-
-    clock = Clock()
-    port = free_port()
-    settings = make_settings(tmp_path_factory.mktemp("noise"),
-                             public_base_url=f"http://127.0.0.1:{port}")
-    server = LiveServer(create_app(settings, clock=clock), port)
-    with server, httpx.Client(base_url=server.url, timeout=60) as http:
-        yield http, clock
+    with clocked_service(tmp_path_factory.mktemp("noise"), timeout=60) as running:
+        yield running
 
 
 def _cards(http: httpx.Client, request: dict[str, Any]) -> Counter[tuple[str, str, str]]:

@@ -3,6 +3,7 @@ them once per call; refill and battery read them there)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -156,20 +157,23 @@ class StaleDevice:
     removal: ProcedureFact
 
 
-def stale_devices(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
-                  removal_list: list[ProcedureFact]) -> list[StaleDevice]:
-    devices = pump_devices(record, terms)
+def _active_devices(devices: list[DeviceFact], implant_list: list[ProcedureFact],
+                    removal_list: list[ProcedureFact]
+                    ) -> Iterator[tuple[DeviceFact, ProcedureFact | None, ProcedureFact | None]]:
+    """Each pump Device recorded active: (device, its implant, its completed removal)."""
     refs = {d.ref for d in devices}
-    stale = []
     for device in devices:
         if (device.status or "").lower() != "active":
             continue
         implant = _implant_for(device, implant_list, refs - {device.ref})
-        removal = _removal(implant.performed if implant is not None else None, device.ref,
-                           removal_list, implant_list)
-        if removal is not None:
-            stale.append(StaleDevice(device, removal))
-    return stale
+        implanted = implant.performed if implant is not None else None
+        yield device, implant, _removal(implanted, device.ref, removal_list, implant_list)
+
+
+def stale_devices(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
+                  removal_list: list[ProcedureFact]) -> list[StaleDevice]:
+    return [StaleDevice(device, removal) for device, _, removal in _active_devices(
+        pump_devices(record, terms), implant_list, removal_list) if removal is not None]
 
 
 def stale_device_evidence(stale: StaleDevice, terms: Terminology) -> tuple[Evidence, ...]:
@@ -187,17 +191,10 @@ def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[P
     """
     devices = pump_devices(record, terms)
     if devices:
-        refs = {d.ref for d in devices}
-        pumps = []
-        for device in devices:
-            if (device.status or "").lower() != "active":
-                continue
-            implant = _implant_for(device, implant_list, refs - {device.ref})
-            implanted = implant.performed if implant is not None else None
-            if _removal(implanted, device.ref, removal_list, implant_list) is not None:
-                continue
-            model = device_model(device, terms)
-            pumps.append(Pump(device.ref, device, implant, model))
+        pumps = [Pump(device.ref, device, implant, device_model(device, terms))
+                 for device, implant, removal in _active_devices(devices, implant_list,
+                                                                 removal_list)
+                 if removal is None]
         return _merge_duplicates(pumps)
     if not implant_list:
         return []

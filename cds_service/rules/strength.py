@@ -6,6 +6,7 @@ RxNorm code, else the strength a tablet's name states."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from cds_service.fhir.record import MedicationFact, Quantity
@@ -61,24 +62,23 @@ def _unit_of(q: Quantity) -> str | None:
     return raw.strip().lower() if raw else None
 
 
-def mass_mcg(q: Quantity | None, units: Units) -> float | None:
+def _scaled(q: Quantity | None, table: Mapping[str, float]) -> float | None:
+    """The quantity in the table's unit, by its UCUM code, else its unit as written."""
     if q is None or q.value is None:
         return None
     for raw in (q.code, q.unit):
-        factor = units.mass_mcg.get(raw.strip().lower()) if raw else None
+        factor = table.get(raw.strip().lower()) if raw else None
         if factor is not None:
             return q.value * factor
     return None
+
+
+def mass_mcg(q: Quantity | None, units: Units) -> float | None:
+    return _scaled(q, units.mass_mcg)
 
 
 def volume_ml(q: Quantity | None, units: Units) -> float | None:
-    if q is None or q.value is None:
-        return None
-    for raw in (q.code, q.unit):
-        factor = units.volume_ml.get(raw.strip().lower()) if raw else None
-        if factor is not None:
-            return q.value * factor
-    return None
+    return _scaled(q, units.volume_ml)
 
 
 def charted_volume_ml(q: Quantity | None, units: Units) -> float | None:
