@@ -18,23 +18,30 @@ from cds_service.rules.strength import (
     dose_mcg,
     mass_mcg,
     strength_of,
+    unit_key,
 )
 from cds_service.terminology import Terminology, Units
-
-
-def _unit_key(q: Quantity) -> str | None:
-    raw = q.code or q.unit
-    return raw.strip().lower() if raw else None
 
 
 def _time_days(q: Quantity | None, units: Units) -> float | None:
     if q is None:
         return None
-    key = _unit_key(q)
+    key = unit_key(q)
     days = units.time_days.get(key) if key else None
     if days is None:
         return None
     return (q.value if q.value is not None else 1.0) * days
+
+
+def duration_hours(q: Quantity | None, units: Units) -> float | None:
+    """An effect duration in hours (no unit: the local code's unit, hours); a unit the time
+    table does not know is not guessed."""
+    if q is None or q.value is None:
+        return None
+    if not (q.code or q.unit):
+        return q.value
+    days = _time_days(q, units)
+    return None if days is None else days * 24
 
 
 def rate_mcg_per_day(q: Quantity | None, units: Units, unitless_is_mcg_per_day: bool = False

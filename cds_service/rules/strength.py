@@ -57,7 +57,8 @@ def _amount(mcg: float, unit: str) -> str:
     return f"{round(value, 6):g}"
 
 
-def _unit_of(q: Quantity) -> str | None:
+def unit_key(q: Quantity) -> str | None:
+    """The unit a table is looked up by: the UCUM code, else the unit as written."""
     raw = q.code or q.unit
     return raw.strip().lower() if raw else None
 
@@ -97,15 +98,6 @@ def concentration_mcg_per_ml(q: Quantity | None, units: Units) -> float | None:
     return None if factor is None else q.value * factor
 
 
-def duration_hours(q: Quantity | None, units: Units) -> float | None:
-    """An effect duration in hours (no unit: the local code's unit, hours); a unit the table
-    does not know is not guessed."""
-    if q is None or q.value is None:
-        return None
-    factor = units.per_hour.get((q.code or q.unit or "h").strip().lower())
-    return None if factor is None else q.value / factor
-
-
 def _mass_unit(q: Quantity | None) -> str:
     raw = ((q.code or q.unit) if q is not None else None) or "mg"
     return "mg" if raw.strip().lower() in ("mg", "milligram", "milligrams", "g") else "mcg"
@@ -129,7 +121,7 @@ def _of_medication(fact: MedicationFact, units: Units) -> Strength | None:
 
 
 def _form_word(q: Quantity | None, units: Units) -> str:
-    word = _unit_of(q) if q is not None else None
+    word = unit_key(q) if q is not None else None
     if word and word in units.dose_forms and word.strip("{}").startswith("cap"):
         return "capsule"
     return "tablet"
@@ -170,7 +162,7 @@ def convert(q: Quantity | None, units: Units, strength: Strength | None) -> Conv
     if ml is not None and strength.per == PER_ML:
         return Conversion(q.value, "mL" if ml == q.value else (q.unit or q.code or ""),
                           strength, ml * strength.mcg)
-    key = _unit_of(q)
+    key = unit_key(q)
     if key in units.dose_forms and strength.per == PER_FORM:
         word = strength.form if q.value == 1 else f"{strength.form}s"
         return Conversion(q.value, word, strength, q.value * strength.mcg)

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from cds_service.config import TrialSettings
 from cds_service.fhir.record import Concept, ObservationFact, ObservationValue, Quantity
 from cds_service.rules.chart import label, quantity_of
+from cds_service.rules.dose import duration_hours
 from cds_service.rules.index import ChartIndex
-from cds_service.rules.strength import duration_hours
 from cds_service.rules.trial_events import Trial
 from cds_service.terminology import Terminology
 

@@ -116,4 +116,3 @@ class UnitsFile(_File):
     concentration_mcg_per_ml: dict[str, Amount]
     # mL in one unit of volume (a dose charted as a volume).
     volume_ml: dict[str, Amount] = Field(default_factory=dict)
-    per_hour: dict[str, Amount]

@@ -42,7 +42,6 @@ class Units:
     # "(number) (unit)" of a screening dose in a procedure note, in mcg ("50 mcg")
     trial_dose_in_text: re.Pattern[str]
     concentration_mcg_per_ml: Mapping[str, float]
-    per_hour: Mapping[str, float]
     volume_ml: Mapping[str, float]
 
 

@@ -267,7 +267,6 @@ def _units(file: UnitsFile) -> Units:
         trial_dose_in_text=amount_in_text(file.trial_dose_text_units, re.IGNORECASE),
         concentration_mcg_per_ml={k.replace(" ", "").lower(): v
                                   for k, v in file.concentration_mcg_per_ml.items()},
-        per_hour={k.lower(): v for k, v in file.per_hour.items()},
         volume_ml={k.lower(): v for k, v in file.volume_ml.items()},
     )
 

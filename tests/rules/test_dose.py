@@ -6,7 +6,12 @@ import pytest
 
 from cds_service.config import Settings
 from cds_service.fhir.record import Concept, Dosage, MedicationFact, Quantity, Ratio, Timing
-from cds_service.rules.dose import administrations_per_day, daily_dose_mcg, daily_dose_mg
+from cds_service.rules.dose import (
+    administrations_per_day,
+    daily_dose_mcg,
+    daily_dose_mg,
+    duration_hours,
+)
 from cds_service.terminology import Terminology
 from tests.rules.charts import timing_code
 
@@ -90,3 +95,15 @@ def test_uncomputable_is_none_never_a_guess(dosage: Dosage) -> None:
 def test_one_unreadable_line_makes_the_total_unknown() -> None:
     good = Dosage(dose=Quantity(10, "mg"), timing=timing_code("QD"))
     assert daily_dose_mg(med(good, Dosage(text="extra as needed")), TERMS) is None
+
+
+@pytest.mark.parametrize(("quantity", "hours"), [
+    (Quantity(6, None, None), 6.0),  # the local code's unit: hours
+    (Quantity(6, "h", "h"), 6.0),
+    (Quantity(90, "minutes", None), 1.5),
+    (Quantity(1, "d", "d"), 24.0),
+    (Quantity(2, "fortnights", None), None),  # not guessed
+])
+def test_an_effect_duration_in_any_time_unit(quantity: Quantity, hours: float | None) -> None:
+    found = duration_hours(quantity, UNITS)
+    assert found == (pytest.approx(hours) if hours is not None else None)

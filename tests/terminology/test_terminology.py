@@ -122,7 +122,7 @@ def test_the_units_table_gives_the_numbers_a_clinic_writes(terms: Terminology) -
     dose = units.trial_dose_in_text.search("Baclofen 50 MICROGRAMS bolus")
     assert dose is not None and dose.group(1) == "50"
     assert units.concentration_mcg_per_ml["mg/ml"] == 1000
-    assert units.per_hour["minutes"] == 60
+    assert units.time_days["minutes"] == pytest.approx(1 / 1440)
 
 
 @pytest.mark.parametrize(("old", "new"), [
