@@ -27,11 +27,10 @@ from cds_service.rules.chart import (
 from cds_service.rules.pump import (
     Pump,
     StaleDevice,
-    active_pumps,
     completed,
     implants,
     needs_pump_link,
-    stale_devices,
+    pump_census,
 )
 from cds_service.terminology import Match, Terminology
 
@@ -95,11 +94,8 @@ class ChartIndex:
                          oral_agent(m, terms)) for m in record.medications)
         implant_list = implants(record, terms)
         removal_list = completed(record, terms, "itb-pump-removal")
-        other_only = _other_intrathecal_therapy_only(meds)
-        pumps = () if other_only else tuple(
-            active_pumps(record, terms, implant_list, removal_list))
-        stale = () if other_only else tuple(
-            stale_devices(record, terms, implant_list, removal_list))
+        pumps, stale = ([], []) if _other_intrathecal_therapy_only(meds) else pump_census(
+            record, terms, implant_list, removal_list)
         return cls(
             record=record,
             terms=terms,
@@ -112,8 +108,8 @@ class ChartIndex:
             itb_given=tuple(m.fact for m in meds if m.itb and m.fact.kind == (
                 "MedicationAdministration") and (m.fact.status or "").lower() in _GIVEN),
             itb_orders=_current_itb_orders(meds),
-            pumps=pumps,
-            stale_devices=stale,
+            pumps=tuple(pumps),
+            stale_devices=tuple(stale),
             pump_history=bool(pumps) or any(
                 m.itb and m.fact.kind != "MedicationAdministration" and not m.fact.draft
                 and (m.fact.status or "").lower() in CURRENT_MEDICATION for m in meds),

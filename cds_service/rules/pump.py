@@ -3,7 +3,6 @@ them once per call; refill and battery read them there)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -157,23 +156,44 @@ class StaleDevice:
     removal: ProcedureFact
 
 
-def _active_devices(devices: list[DeviceFact], implant_list: list[ProcedureFact],
-                    removal_list: list[ProcedureFact]
-                    ) -> Iterator[tuple[DeviceFact, ProcedureFact | None, ProcedureFact | None]]:
-    """Each pump Device recorded active: (device, its implant, its completed removal)."""
-    refs = {d.ref for d in devices}
-    for device in devices:
-        if (device.status or "").lower() != "active":
-            continue
-        implant = _implant_for(device, implant_list, refs - {device.ref})
-        implanted = implant.performed if implant is not None else None
-        yield device, implant, _removal(implanted, device.ref, removal_list, implant_list)
+def pump_census(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
+                removal_list: list[ProcedureFact]) -> tuple[list[Pump], list[StaleDevice]]:
+    """The active pumps, and the pump Devices still recorded active after their removal, in
+    one walk over the device list.
+
+    Active pumps: active pump devices; without any pump device record, an implant not
+    removed since. A device that is not active, or an implant followed by a completed
+    removal, is no pump.
+    """
+    devices = pump_devices(record, terms)
+    if devices:
+        refs = {d.ref for d in devices}
+        pumps: list[Pump] = []
+        stale: list[StaleDevice] = []
+        for device in devices:
+            if (device.status or "").lower() != "active":
+                continue
+            implant = _implant_for(device, implant_list, refs - {device.ref})
+            implanted = implant.performed if implant is not None else None
+            removal = _removal(implanted, device.ref, removal_list, implant_list)
+            if removal is not None:
+                stale.append(StaleDevice(device, removal))
+            else:
+                pumps.append(Pump(device.ref, device, implant, device_model(device, terms)))
+        return _merge_duplicates(pumps), stale
+    if not implant_list:
+        return [], []
+    last = implant_list[-1]
+    if _removal(last.performed, None, removal_list, implant_list) is not None:
+        return [], []
+    model = terms.pump_model(last.code.words(), *(c.words() for c in last.used_codes),
+                             *last.notes)
+    return [Pump(last.ref, None, last, model)], []
 
 
-def stale_devices(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
-                  removal_list: list[ProcedureFact]) -> list[StaleDevice]:
-    return [StaleDevice(device, removal) for device, _, removal in _active_devices(
-        pump_devices(record, terms), implant_list, removal_list) if removal is not None]
+def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
+                 removal_list: list[ProcedureFact]) -> list[Pump]:
+    return pump_census(record, terms, implant_list, removal_list)[0]
 
 
 def stale_device_evidence(stale: StaleDevice, terms: Terminology) -> tuple[Evidence, ...]:
@@ -181,29 +201,6 @@ def stale_device_evidence(stale: StaleDevice, terms: Terminology) -> tuple[Evide
             Evidence(EvidenceLabel.PUMP_REMOVAL, reference=stale.removal.ref,
                      date=when(stale.removal.performed),
                      words=words(name=label(stale.removal.code, "", terms))))
-
-
-def active_pumps(record: PatientRecord, terms: Terminology, implant_list: list[ProcedureFact],
-                 removal_list: list[ProcedureFact]) -> list[Pump]:
-    """Active pump devices; without any pump device record, an implant not removed since.
-
-    A device that is not active, or an implant followed by a completed removal, is no pump.
-    """
-    devices = pump_devices(record, terms)
-    if devices:
-        pumps = [Pump(device.ref, device, implant, device_model(device, terms))
-                 for device, implant, removal in _active_devices(devices, implant_list,
-                                                                 removal_list)
-                 if removal is None]
-        return _merge_duplicates(pumps)
-    if not implant_list:
-        return []
-    last = implant_list[-1]
-    if _removal(last.performed, None, removal_list, implant_list) is not None:
-        return []
-    model = terms.pump_model(last.code.words(), *(c.words() for c in last.used_codes),
-                             *last.notes)
-    return [Pump(last.ref, None, last, model)]
 
 
 def _same_pump(a: Pump, b: Pump) -> bool:
