@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.config import RefillSettings
-from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact
+from cds_service.fhir.record import MedicationFact, ObservationFact, ProcedureFact, Quantity
 from cds_service.rules import dataquality
 from cds_service.rules.chart import label, quantity_of, when
 from cds_service.rules.dates import add_days, calendar_days_until, iso_date
@@ -250,16 +251,30 @@ def _near(o: ObservationFact, last: _LastFill, settings: RefillSettings) -> bool
         calendar_days_until(o.effective, last.at)) <= settings.same_visit_days
 
 
+_Reading = Callable[[Quantity | None, Units], float | None]
+
+
+def _latest(observations: Iterable[ObservationFact], read: _Reading, units: Units,
+            keep: Callable[[ObservationFact, float], bool] = lambda _o, _v: True
+            ) -> tuple[ObservationFact, float] | None:
+    """The latest observation whose quantity ``read`` turns into a number that ``keep``
+    accepts, with that number (each read once)."""
+    found: tuple[ObservationFact, float] | None = None
+    for o in observations:
+        value = read(quantity_of(o), units)
+        if value is not None and keep(o, value):
+            found = (o, value)
+    return found
+
+
 def _volume(pump: Pump, chart: ChartIndex, last: _LastFill, settings: RefillSettings,
             draft: Draft) -> float | None:
-    units = chart.terms.units
-    near = [o for o in chart.observations("pump-reservoir-volume")
-            if _near(o, last, settings) and charted_volume_ml(quantity_of(o), units)]
-    volume = charted_volume_ml(quantity_of(near[-1]), units) if near else None
-    if near and volume is not None and volume > 0:
-        draft.see(_observed(EvidenceLabel.RESERVOIR_VOLUME, near[-1]))
-        draft.count("volumeMl", volume, "mL", near[-1].ref)
-        return volume
+    near = _latest(chart.observations("pump-reservoir-volume"), charted_volume_ml,
+                   chart.terms.units, lambda o, ml: ml != 0 and _near(o, last, settings))
+    if near is not None and near[1] > 0:
+        draft.see(_observed(EvidenceLabel.RESERVOIR_VOLUME, near[0]))
+        draft.count("volumeMl", near[1], "mL", near[0].ref)
+        return near[1]
     if pump.model is not None and pump.model.reservoir_ml:
         draft.note("volume-from-model")
         draft.count("volumeMl", pump.model.reservoir_ml, "mL",
@@ -276,22 +291,16 @@ def _observed(what: EvidenceLabel, o: ObservationFact) -> Evidence:
     return Evidence(what, reference=o.ref, date=when(o.effective), value=value)
 
 
-def _quantity_mcg_per_ml(o: ObservationFact, units: Units) -> float | None:
-    return concentration_mcg_per_ml(quantity_of(o), units)
-
-
 def _observed_concentration(chart: ChartIndex, last: _LastFill, settings: RefillSettings,
                             draft: Draft) -> float | None:
-    units = chart.terms.units
-    found = [o for o in chart.observations("pump-drug-concentration")
-             if _quantity_mcg_per_ml(o, units) is not None and (
-                 _near(o, last, settings) or (o.effective is not None and o.effective <= last.at))]
-    if not found:
+    found = _latest(chart.observations("pump-drug-concentration"), concentration_mcg_per_ml,
+                    chart.terms.units, lambda o, _: _near(o, last, settings) or (
+                        o.effective is not None and o.effective <= last.at))
+    if found is None:
         return None
-    conc = _quantity_mcg_per_ml(found[-1], units)
-    draft.see(_observed(EvidenceLabel.CONCENTRATION, found[-1]))
-    draft.count("concentrationMcgPerMl", conc or 0.0, "mcg/mL", found[-1].ref)
-    return conc
+    draft.see(_observed(EvidenceLabel.CONCENTRATION, found[0]))
+    draft.count("concentrationMcgPerMl", found[1], "mcg/mL", found[0].ref)
+    return found[1]
 
 
 def _concentration_of_product(m: MedicationFact, chart: ChartIndex) -> float | None:
@@ -323,13 +332,8 @@ def _itb_order(m: MedicationFact, chart: ChartIndex) -> Evidence:
                     words=words(name=label(m.medication, "", chart.terms), kind=m.kind))
 
 
-def _dose_of_observation(o: ObservationFact, units: Units) -> float | None:
-    return rate_mcg_per_day(quantity_of(o), units, unitless_is_mcg_per_day=True)
-
-
 def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
     """D: the latest current order with a readable dose, else the recorded pump daily dose."""
-    units = chart.terms.units
     for order in reversed(chart.itb_orders):
         dose = daily_dose_mcg(order, chart.terms)
         if dose is not None and dose > 0:
@@ -337,31 +341,32 @@ def _daily_dose(chart: ChartIndex, draft: Draft) -> float | None:
                 draft.see(_itb_order(order, chart))
             draft.count("dailyDoseMcgPerDay", round(dose, 3), "mcg/day", order.ref)
             return dose
-    recorded = [o for o in chart.observations("pump-daily-dose")
-                if (_dose_of_observation(o, units) or 0) > 0]
-    if not recorded:
+    recorded = _latest(chart.observations("pump-daily-dose"), _recorded_rate, chart.terms.units,
+                       lambda _, mcg: mcg > 0)
+    if recorded is None:
         draft.lack(MissingInput.PUMP_DAILY_DOSE)
         return None
-    dose = _dose_of_observation(recorded[-1], units)
     draft.note("dose-from-observation")
-    draft.see(_observed(EvidenceLabel.PUMP_DOSE_RECORD, recorded[-1]))
-    draft.count("dailyDoseMcgPerDay", dose or 0.0, "mcg/day", recorded[-1].ref)
-    return dose
+    draft.see(_observed(EvidenceLabel.PUMP_DOSE_RECORD, recorded[0]))
+    draft.count("dailyDoseMcgPerDay", recorded[1], "mcg/day", recorded[0].ref)
+    return recorded[1]
+
+
+def _recorded_rate(q: Quantity | None, units: Units) -> float | None:
+    """The programmer's daily dose: the local code's unit (mcg/day) when none is given."""
+    return rate_mcg_per_day(q, units, unitless_is_mcg_per_day=True)
 
 
 # ------------------------------------------------------------------ R, the alarm, a booking
 
 
 def _reserve(chart: ChartIndex, settings: RefillSettings, draft: Draft) -> float:
-    units = chart.terms.units
-    programmed = [o for o in chart.observations("pump-reserve-volume")
-                  if charted_volume_ml(quantity_of(o), units) is not None]
-    if programmed:
-        reserve = charted_volume_ml(quantity_of(programmed[-1]), units)
-        assert reserve is not None
-        draft.see(_observed(EvidenceLabel.RESERVE_VOLUME, programmed[-1]))
-        draft.count("reserveMl", reserve, "mL", programmed[-1].ref)
-        return reserve
+    programmed = _latest(chart.observations("pump-reserve-volume"), charted_volume_ml,
+                         chart.terms.units)
+    if programmed is not None:
+        draft.see(_observed(EvidenceLabel.RESERVE_VOLUME, programmed[0]))
+        draft.count("reserveMl", programmed[1], "mL", programmed[0].ref)
+        return programmed[1]
     draft.note("reserve-default")
     draft.count("reserveMl", settings.reserve_ml, "mL",
                 source(SourceKind.SETTING, "refill.reserve_ml"))
