@@ -220,11 +220,11 @@ def _intolerances(chart: ChartIndex, agents: dict[str, Agent]) -> None:
             continue
         if (a.clinical_status or "active").lower() in _INACTIVE_ALLERGY:
             continue  # rule book: "Conventions", status filters
-        reaction = _side_effect(a, chart.terms)
-        if (a.type or "intolerance").lower() != "intolerance" and reaction is None:
-            continue
         name = agent_of_concept(a.code, chart.terms)
         if name is None:
+            continue  # not an oral antispasticity agent: its reactions are not read
+        reaction = _side_effect(a, chart.terms)
+        if (a.type or "intolerance").lower() != "intolerance" and reaction is None:
             continue
         agents.setdefault(name, Agent(name)).fail(Evidence(
             EvidenceLabel.INTOLERANCE, reference=a.ref, date=when(a.recorded),
