@@ -83,7 +83,9 @@ def dump(out: Path) -> int:
     return 0
 
 
-def compare(ref: str) -> int:
+def capture(ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every answer of ``ref`` (checked out in a temporary worktree) and of the working tree,
+    both on the working tree's fixtures."""
     with tempfile.TemporaryDirectory() as tmp:
         worktree = Path(tmp) / "ref"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q",
@@ -99,7 +101,11 @@ def compare(ref: str) -> int:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                             str(worktree)], check=False)
-    old, new = results["ref"], results["tree"]
+    return results["ref"], results["tree"]
+
+
+def compare(ref: str) -> int:
+    old, new = capture(ref)
     differing = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     for key in differing:
         print(f"DIFFERS {key}:\n  {ref}: {str(old.get(key))[:300]}\n  tree: "

@@ -19,28 +19,19 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPARE = ROOT / "scripts" / "compare_responses.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_responses import ROOT, capture  # a sibling script, not a package
+
 VERSION = re.compile(r"\d+\.\d+\.\d+")
 
 Keys = Counter[tuple[str, str, str]]
-
-
-def _dump(cwd: Path, out: Path) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=str(cwd))
-    subprocess.run([sys.executable, str(COMPARE), "dump", "--out", str(out)], cwd=cwd,
-                   env=env, check=True)
-    answers: dict[str, Any] = json.loads(out.read_text())
-    return answers
 
 
 def _keys(body: str) -> Keys | None:
@@ -92,16 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", required=True)
     ref = parser.parse_args().ref
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "ref"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q",
-                        str(worktree), ref], check=True)
-        try:
-            old = _dump(worktree, Path(tmp) / "ref.json")
-            new = _dump(ROOT, Path(tmp) / "tree.json")
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                            str(worktree)], check=False)
+    old, new = capture(ref)
     fixtures, before = _fixtures(), _ids_at(ref)
     added_sets = {p.stem for p in (ROOT / "cds_service/terminology/data/valuesets").glob(
         "*.yaml")} - _value_sets_at(ref)
