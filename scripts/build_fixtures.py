@@ -1973,6 +1973,8 @@ def battery_card(outcome: str, indicator: str) -> Json:
 
 
 REPLACEMENT = concept(IMPLANT_PROGRAMMABLE, text="Intrathecal baclofen pump replacement")
+REPLACEMENT_SURGERY = concept(IMPLANT_PROGRAMMABLE, IMPLANT_LOCAL,
+                              text="Intrathecal baclofen pump replacement surgery")
 
 
 def battery_chart(sid: str, anchor: datetime, implant: datetime, model: str = "synchromed-20",
@@ -2043,8 +2045,7 @@ def battery_booked_service_request() -> Scenario:
 @scenario
 def battery_booked_appointment() -> Scenario:
     c, _ = battery_chart("battery-booked-appointment", A_MAR, years_before(A_MAR, 7, 250))
-    c.appointment(concept(IMPLANT_PROGRAMMABLE, IMPLANT_LOCAL,
-                          text="Intrathecal baclofen pump replacement surgery"), 90)
+    c.appointment(REPLACEMENT_SURGERY, 90)
     return make(c, "battery", "Replacement surgery booked",
                 "End of service in ~8 months; the surgery appointment for the pump replacement "
                 "is booked in 90 days.", [battery_card("booked", "info")])
@@ -3261,10 +3262,6 @@ def refill_volume_from_model() -> Scenario:
 
 
 # battery bookings count only before end of service, and only while still to come
-
-
-REPLACEMENT_SURGERY = concept(IMPLANT_PROGRAMMABLE, IMPLANT_LOCAL,
-                              text="Intrathecal baclofen pump replacement surgery")
 
 
 @scenario
