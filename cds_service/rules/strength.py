@@ -98,9 +98,10 @@ def concentration_mcg_per_ml(q: Quantity | None, units: Units) -> float | None:
     return None if factor is None else q.value * factor
 
 
-def _mass_unit(q: Quantity | None) -> str:
-    raw = ((q.code or q.unit) if q is not None else None) or "mg"
-    return "mg" if raw.strip().lower() in ("mg", "milligram", "milligrams", "g") else "mcg"
+def _stated_in(mcg_per_unit: float | None) -> str:
+    """The mass unit a card states a strength in: micrograms for a strength written in a
+    unit smaller than a milligram, milligrams otherwise (the units table decides)."""
+    return "mcg" if mcg_per_unit is not None and mcg_per_unit < 1000 else "mg"
 
 
 def _of_medication(fact: MedicationFact, units: Units) -> Strength | None:
@@ -111,7 +112,8 @@ def _of_medication(fact: MedicationFact, units: Units) -> Strength | None:
     den = fact.strength.denominator
     if num is None:
         return None
-    unit = _mass_unit(fact.strength.numerator)
+    numerator = fact.strength.numerator
+    unit = _stated_in(mass_mcg(replace(numerator, value=1.0), units) if numerator else None)
     per_ml = volume_ml(den, units)
     if per_ml:
         return Strength(num / per_ml, PER_ML, unit)
@@ -132,7 +134,7 @@ def _of_table(fact: MedicationFact, terms: Terminology) -> Strength | None:
     if found is None:
         return None
     per = PER_ML if found.per.lower() == "ml" else PER_FORM
-    return Strength(found.mcg, per, "mg" if found.unit == "mg" else "mcg",
+    return Strength(found.mcg, per, found.unit,  # the table states mg or mcg
                     found.per if per == PER_FORM else "tablet")
 
 
@@ -143,8 +145,7 @@ def _of_name(fact: MedicationFact, units: Units) -> Strength | None:
     if len(found) != 1:
         return None
     value, unit = found.pop()
-    return Strength(value * units.mass_mcg[unit], PER_FORM,
-                    "mcg" if units.mass_mcg[unit] == 1 else "mg")
+    return Strength(value * units.mass_mcg[unit], PER_FORM, _stated_in(units.mass_mcg[unit]))
 
 
 def strength_of(fact: MedicationFact, terms: Terminology) -> Strength | None:
