@@ -10,13 +10,12 @@ own script-built card view is checked on a card of every family and the widest r
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
 
 from cds_service.sandbox.scenarios import shifted_anchor
-from tests.conftest import FIXED_NOW, LiveServer
+from tests.conftest import FIXED_NOW, Clock, LiveServer
 from tests.sandbox.conftest import OpenPage
 from tests.sandbox.sandbox_page import (
     SCENARIOS,
@@ -38,24 +37,15 @@ ON_THE_PAGE = [
 ]
 
 
-class Clock:
-    """The service's now: each scenario's anchor time on the sandbox's day (the page shifts
-    a fixture's dates to that day; some trial stories depend on the hour)."""
-
-    def __init__(self) -> None:
-        self.now = FIXED_NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_sandbox_page_s_cards_fit_a_narrow_panel(
     web_server: Callable[..., LiveServer],
     open_page: Callable[[LiveServer, int], OpenPage],
     width: int,
 ) -> None:
-    clock = Clock()
+    # The service's now: each scenario's anchor time on the sandbox's day (the page shifts a
+    # fixture's dates to that day; some trial stories depend on the hour).
+    clock = Clock(FIXED_NOW)
     opened = open_page(web_server(clock=clock), width)
     page = opened.page
     problems: list[str] = []
