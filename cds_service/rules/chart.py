@@ -16,7 +16,7 @@ from cds_service.fhir.record import (
     ProcedureFact,
     Quantity,
 )
-from cds_service.rules.dates import age_years, iso_date
+from cds_service.rules.dates import age_years, calendar_days_until, iso_date
 from cds_service.rules.finding import Evidence, EvidenceLabel, words
 from cds_service.terminology import Match, Terminology
 
@@ -37,7 +37,7 @@ def visit_ahead(a: AppointmentFact, now: datetime) -> bool:
     status = (a.status or "").lower()
     if status not in BOOKED_APPOINTMENT or a.start is None:
         return False
-    return a.start >= now or (status in _UNDER_WAY and a.start.date() == now.date())
+    return a.start >= now or (status in _UNDER_WAY and calendar_days_until(a.start, now) == 0)
 
 
 # A proposed appointment with one of these statuses is not being booked (appointment-book).

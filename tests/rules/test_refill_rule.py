@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -127,6 +127,13 @@ def test_a_booking_whose_start_has_passed_is_no_booking(settings: Settings,
     arrived = AppointmentFact("Appointment/a", "arrived", at("2026-06-15T08:30"),
                               (Concept(text="Intrathecal baclofen pump refill"),))
     rec = chart("2026-03-20", appointments=(arrived,))
+    assert one(refill(indexed(rec, terms), at("2026-06-15T09:00"), settings.refill)).outcome == (
+        "booked")
+    # Days are UTC days: arrived at 23:30 in New York is 04:30 UTC, the same day as 09:00 UTC.
+    evening = AppointmentFact("Appointment/a", "arrived",
+                              datetime(2026, 6, 14, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+                              (Concept(text="Intrathecal baclofen pump refill"),))
+    rec = chart("2026-03-20", appointments=(evening,))
     assert one(refill(indexed(rec, terms), at("2026-06-15T09:00"), settings.refill)).outcome == (
         "booked")
 
